@@ -1,0 +1,55 @@
+"""Entry point of the ``samem`` command.
+
+Every subcommand lives in its own module ``samem.cli.<name>`` exposing
+``add_parser(subparsers)`` (registers its options) and ``run(args) -> int``.
+User mistakes raise :class:`samem.errors.SamemError`; they are printed as one line and
+the process exits with status 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from samem import __version__
+from samem.errors import SamemError
+
+#: subcommand modules, in the order ``samem --help`` lists them
+COMMANDS = [
+    "synth",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="samem",
+        description="Track nanoparticles in liquid-phase TEM videos with SAM 2: live, offline and at scale.",
+    )
+    parser.add_argument("--version", action="version", version=f"samem {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"samem.cli.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SamemError as exc:
+        print(f"samem: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("samem: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

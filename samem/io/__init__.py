@@ -1,0 +1,1 @@
+"""Reading and writing data: HDF5 tables, video readers, recorders."""
