@@ -1,0 +1,1 @@
+"""Accuracy against ground truth: mask, centroid, identity and diffusion metrics; classical baseline."""

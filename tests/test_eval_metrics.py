@@ -1,0 +1,76 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from samem.eval.metrics import boundary_f, centroid_errors, identity_metrics, iou, mask_scores, match_ids
+
+
+def disc(shape, cx, cy, r):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
+
+
+def test_iou_known_overlap():
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[:, :6] = True
+    b[:, 4:] = True
+    assert iou(a, b) == pytest.approx(20 / 100)
+    assert iou(a, a) == 1.0
+    assert iou(np.zeros_like(a), np.zeros_like(a)) == 1.0
+    assert iou(a, np.zeros_like(a)) == 0.0
+
+
+def test_boundary_f_tolerance():
+    shape = (200, 200)  # diagonal 283 px -> tolerance ceil(2.26) = 3 px
+    t = disc(shape, 100, 100, 30)
+    assert boundary_f(t, t) == 1.0
+    assert boundary_f(disc(shape, 102, 100, 30), t) == pytest.approx(1.0)  # 2 px shift: within tolerance
+    shifted = boundary_f(disc(shape, 110, 100, 30), t)
+    assert 0.1 < shifted < 0.7
+    assert boundary_f(np.zeros(shape, bool), t) == 0.0
+
+
+def test_mask_scores_and_matching():
+    shape = (64, 64)
+    truth = np.zeros(shape, np.uint16)
+    pred = np.zeros(shape, np.uint16)
+    truth[disc(shape, 20, 20, 6)] = 3
+    truth[disc(shape, 45, 40, 8)] = 7
+    pred[disc(shape, 20, 20, 6)] = 1
+    pred[disc(shape, 46, 40, 8)] = 2
+    pairs = match_ids(pred, truth)
+    assert pairs == {3: 1, 7: 2}
+    s = mask_scores(pred, truth, pairs).set_index("particle")
+    assert s.loc[3, "J"] == 1.0 and s.loc[3, "F"] == 1.0
+    assert 0.8 < s.loc[7, "J"] < 1.0
+
+
+def _tracks(n_frames, swap_at=None):
+    rows_t, rows_p = [], []
+    for f in range(n_frames):
+        for pid, (x, y) in {1: (10.0 + f, 10.0), 2: (50.0, 40.0 - f)}.items():
+            rows_t.append((f, pid, x, y))
+            qid = pid if swap_at is None or f < swap_at else 3 - pid
+            rows_p.append((f, 10 + qid, x + 0.5, y - 0.5, True))
+    return (
+        pd.DataFrame(rows_t, columns=["frame", "particle", "x", "y"]),
+        pd.DataFrame(rows_p, columns=["frame", "particle", "x", "y", "present"]),
+    )
+
+
+def test_identity_metrics_perfect_and_switch():
+    t, p = _tracks(20)
+    m = identity_metrics(t, p, max_dist_px=5)
+    assert m["id_switches"] == 0 and m["mota"] == pytest.approx(1.0) and m["coverage"] == pytest.approx(1.0)
+    t, p = _tracks(20, swap_at=10)
+    m = identity_metrics(t, p, max_dist_px=5)
+    assert m["id_switches"] == 2 and m["idf1"] < 0.75
+
+
+def test_centroid_errors_pairs_and_absent():
+    t, p = _tracks(5)
+    p.loc[p["frame"] == 2, "present"] = False
+    err = centroid_errors(t, p, {1: 11, 2: 12})
+    assert len(err) == 8
+    assert np.allclose(err, np.hypot(0.5, 0.5))
