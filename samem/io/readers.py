@@ -433,3 +433,7 @@ def open_video(
         reader.metadata.pop("frame_interval_from", None)
     reader.metadata.setdefault("source", str(p))
     return reader
+
+
+# DM3/DM4, MRC, EMD and vendor-calibrated TIFF through RosettaSciIO register themselves on import
+from samem.io import emformats as _emformats  # noqa: E402,F401
