@@ -46,8 +46,9 @@ class LiveStats:
     non-finite position) is absent in that frame; it keeps its id when it reappears.
     """
 
-    def __init__(self, mpp=None, fps=None, max_lagtime=100, *, pixel_size_nm=None, frame_interval_s=None,
-                 ndim: int = 2):
+    def __init__(
+        self, mpp=None, fps=None, max_lagtime=100, *, pixel_size_nm=None, frame_interval_s=None, ndim: int = 2
+    ):
         self.scale = resolve_scale(None, mpp, fps, pixel_size_nm, frame_interval_s)
         self.max_lag = L = check_max_lag(max_lagtime)
         self.ndim = d = int(ndim)
@@ -71,8 +72,21 @@ class LiveStats:
         self._count = np.zeros(cap, np.int64)
 
     # -- state -------------------------------------------------------------------------
-    _ARRAYS = ("_pos", "_pos_frame", "_vel", "_vel_frame", "_n", "_s1", "_s2", "_s4", "_vv_n", "_vv",
-               "_first", "_last", "_count")
+    _ARRAYS = (
+        "_pos",
+        "_pos_frame",
+        "_vel",
+        "_vel_frame",
+        "_n",
+        "_s1",
+        "_s2",
+        "_s4",
+        "_vv_n",
+        "_vv",
+        "_first",
+        "_last",
+        "_count",
+    )
 
     def _grow(self, need: int) -> None:
         cap = len(self._first)

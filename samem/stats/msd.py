@@ -118,8 +118,9 @@ def imsd_from_sums(sums: LagSums, scale: Scale, statistic: str = "msd", pos_colu
         raise SamemError(f"statistic must be one of {list(names)}, got {statistic!r}")
     lags = _used_lags(sums)
     values = np.where(lag_mask(sums), names[statistic], np.nan)[:, : len(lags)]
-    out = pd.DataFrame(values.T, index=pd.Index(scale.lag_time_s(lags), name=IMSD_INDEX),
-                       columns=pd.Index(sums.particle))
+    out = pd.DataFrame(
+        values.T, index=pd.Index(scale.lag_time_s(lags), name=IMSD_INDEX), columns=pd.Index(sums.particle)
+    )
     return out
 
 
@@ -189,8 +190,18 @@ def _sums(traj, max_lagtime, pos_columns, method):
     return lag_sums(traj, max_lagtime, pos_columns, method=method, quartic_lags=(), vacf_lags=0)
 
 
-def imsd(traj, mpp=None, fps=None, max_lagtime=100, statistic="msd", pos_columns=None, *,
-         pixel_size_nm=None, frame_interval_s=None, method="auto") -> pd.DataFrame:
+def imsd(
+    traj,
+    mpp=None,
+    fps=None,
+    max_lagtime=100,
+    statistic="msd",
+    pos_columns=None,
+    *,
+    pixel_size_nm=None,
+    frame_interval_s=None,
+    method="auto",
+) -> pd.DataFrame:
     """Time-averaged MSD of each particle (trackpy-compatible).
 
     Parameters
@@ -224,8 +235,18 @@ def imsd(traj, mpp=None, fps=None, max_lagtime=100, statistic="msd", pos_columns
     return imsd_from_sums(sums, scale, statistic, pos_columns)
 
 
-def emsd(traj, mpp=None, fps=None, max_lagtime=100, detail=False, pos_columns=None, *,
-         pixel_size_nm=None, frame_interval_s=None, method="auto"):
+def emsd(
+    traj,
+    mpp=None,
+    fps=None,
+    max_lagtime=100,
+    detail=False,
+    pos_columns=None,
+    *,
+    pixel_size_nm=None,
+    frame_interval_s=None,
+    method="auto",
+):
     """Ensemble MSD, N-weighted over particles (trackpy-compatible).
 
     Parameters are those of :func:`imsd`; ``detail=True`` returns a DataFrame indexed by
@@ -240,8 +261,9 @@ def emsd(traj, mpp=None, fps=None, max_lagtime=100, detail=False, pos_columns=No
     return emsd_from_sums(sums, scale, detail, pos_columns)
 
 
-def ensemble_msd(traj, pixel_size_nm=None, frame_interval_s=None, max_lag=100, *, pos_columns=None,
-                 method="auto") -> pd.DataFrame:
+def ensemble_msd(
+    traj, pixel_size_nm=None, frame_interval_s=None, max_lag=100, *, pos_columns=None, method="auto"
+) -> pd.DataFrame:
     """Ensemble MSD in nm² with standard error; see :func:`ensemble_from_sums`.
 
     ``pixel_size_nm`` (nm/px) and ``frame_interval_s`` (s) default to ``traj.attrs``.

@@ -165,7 +165,7 @@ def check_max_lag(max_lag) -> int:
     return L
 
 
-class _Layout:
+class Layout:
     """All particles packed in one array, frames compressed, NaN where absent.
 
     Gaps longer than ``max_lag`` frames (and particle boundaries) are shortened to
@@ -183,6 +183,8 @@ class _Layout:
         d = tracks.pos.shape[1]
         self.a = np.full((size, d), np.nan)
         self.a[slot] = tracks.pos
+        self.row = np.full(size, -1, np.int64)
+        self.row[slot] = np.arange(len(slot))
         self.owner = np.zeros(size, np.int64)
         self.owner[slot] = tracks.index
         # slots after a particle's rows belong to it until the next particle begins
@@ -194,6 +196,11 @@ class _Layout:
         d = self.a[k:] - self.a[:-k]
         ok = np.isfinite(d[:, 0])
         return self.owner[:-k][ok], d[ok]
+
+    def start_rows(self, k: int) -> np.ndarray:
+        """Row numbers (in the Tracks order) of the first position of each pair at lag k."""
+        ok = np.isfinite(self.a[k:, 0] - self.a[:-k, 0])
+        return self.row[:-k][ok]
 
     def velocity_pairs(self, k: int):
         """Owners and dot products of velocity pairs separated by k frames."""
@@ -305,7 +312,7 @@ def lag_sums(
     n_vacf = L if vacf_lags is None else max(0, min(int(vacf_lags), L))
     if np.any(~use_fft):
         rows = ~use_fft[tracks.index]
-        layout = _Layout(Tracks(tracks.particle, tracks.index[rows], tracks.frame[rows], tracks.pos[rows]), L)
+        layout = Layout(Tracks(tracks.particle, tracks.index[rows], tracks.frame[rows], tracks.pos[rows]), L)
         for k in range(1, L + 1):
             own, disp = layout.displacement(k)
             n[:, k - 1] = np.bincount(own, minlength=P)
@@ -313,7 +320,7 @@ def lag_sums(
                 s1[:, k - 1, c] = np.bincount(own, disp[:, c], minlength=P)
                 s2[:, k - 1, c] = np.bincount(own, disp[:, c] ** 2, minlength=P)
     if len(quartic) or n_vacf:
-        layout = _Layout(tracks, L)
+        layout = Layout(tracks, L)
         for k in quartic:
             own, disp = layout.displacement(k)
             r2 = np.einsum("ij,ij->i", disp, disp)

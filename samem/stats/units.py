@@ -107,8 +107,10 @@ def resolve_scale(
         if pixel_size_nm is None:
             pixel_size_nm = attrs.get(PIXEL_SIZE_KEY)
         if pixel_size_nm is None:
-            raise SamemError("pixel size missing: pass pixel_size_nm (nm/px) or mpp (µm/px), "
-                             "or set df.attrs['pixel_size_nm']")
+            raise SamemError(
+                "pixel size missing: pass pixel_size_nm (nm/px) or mpp (µm/px), "
+                "or set df.attrs['pixel_size_nm']"
+            )
         length, unit = positive("pixel_size_nm", pixel_size_nm), "nm"
     if fps is not None:
         rate = positive("fps", fps)
@@ -116,6 +118,8 @@ def resolve_scale(
     if frame_interval_s is None:
         frame_interval_s = attrs.get(FRAME_INTERVAL_KEY)
     if frame_interval_s is None:
-        raise SamemError("frame interval missing: pass frame_interval_s (s) or fps (1/s), "
-                         "or set df.attrs['frame_interval_s']")
+        raise SamemError(
+            "frame interval missing: pass frame_interval_s (s) or fps (1/s), "
+            "or set df.attrs['frame_interval_s']"
+        )
     return Scale(length, unit, positive("frame_interval_s", frame_interval_s))
