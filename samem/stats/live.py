@@ -19,6 +19,8 @@ from samem.errors import SamemError
 from samem.stats.msd import emsd_from_sums, ensemble_from_sums, imsd_from_sums
 from samem.stats.sums import LagSums, check_max_lag
 from samem.stats.units import resolve_scale
+from samem.stats.vacf import vacf_from_sums
+from samem.stats.vanhove import moments_from_sums
 
 _NO_FRAME = np.iinfo(np.int64).min
 
@@ -233,3 +235,25 @@ class LiveStats:
     def ensemble_msd(self) -> pd.DataFrame:
         """Ensemble MSD with standard error (:func:`samem.stats.msd.ensemble_from_sums`)."""
         return ensemble_from_sums(self.sums(), self.scale)
+
+    def vacf(self, max_lag: int | None = None) -> pd.DataFrame:
+        """Velocity autocorrelation (:func:`samem.stats.vacf.vacf_from_sums`) of the frames so far."""
+        return vacf_from_sums(self.sums(), self.scale, max_lag)
+
+    def displacement_moments(self, lags=None) -> pd.DataFrame:
+        """Pooled displacement moments and non-Gaussian parameter (:func:`moments_from_sums`)."""
+        return moments_from_sums(self.sums(), self.scale, lags)
+
+    def statistics(self, config=None):
+        """All statistics in nm and s (:class:`samem.stats.summary.Statistics`), as the batch
+        :func:`samem.stats.summary.compute_statistics` gives for the frames so far (without drift
+        subtraction)."""
+        from samem.stats.summary import statistics_from_sums
+
+        return statistics_from_sums(
+            self.sums(), self.scale.pixel_size_nm, self.scale.frame_interval_s, config
+        )
+
+    def summary(self, config=None) -> dict:
+        """JSON-serialisable summary (``stats.json``) of the frames so far."""
+        return self.statistics(config).summary
