@@ -19,6 +19,7 @@ from samem.errors import SamemError
 #: subcommand modules, in the order ``samem --help`` lists them
 COMMANDS = [
     "synth",
+    "batch",
     "plot",
 ]
 
