@@ -1,0 +1,110 @@
+"""MSD fits on seeded simulations with known D, alpha and localisation error."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from samem.errors import SamemError
+from samem.stats import compute_statistics, fit_msd, select_lags
+from samem.stats.fit import msd_covariance
+from samem.stats.msd import particle_msd
+from samem.stats.sums import lag_sums
+from samem.stats.units import Scale
+
+DT = 0.1  # s
+
+
+def fbm_paths(rng, n_particles, n_frames, D, alpha, sigma):
+    """Exact fractional Brownian paths (Cholesky of the position covariance) plus static noise, nm.
+
+    Per axis: Var(x(t)) = 2 D t^alpha, so the 2D MSD is 4 D t^alpha; noise sigma per axis.
+    """
+    t = np.arange(1, n_frames) * DT
+    cov = D * (t[:, None] ** alpha + t[None, :] ** alpha - np.abs(t[:, None] - t[None, :]) ** alpha)
+    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(len(t)))
+    z = rng.normal(size=(n_particles, 2, n_frames - 1))
+    path = np.concatenate([np.zeros((n_particles, 2, 1)), z @ chol.T], axis=2)
+    return path + rng.normal(size=path.shape) * sigma
+
+
+def table(paths):
+    P, _, N = paths.shape
+    return pd.DataFrame({"frame": np.tile(np.arange(N), P), "particle": np.repeat(np.arange(P), N),
+                         "x": paths[:, 0].ravel(), "y": paths[:, 1].ravel()})
+
+
+def per_particle_fits(paths, fixed_alpha=None):
+    P, _, N = paths.shape
+    sums = lag_sums(table(paths), 50, quartic_lags=(), vacf_lags=0)
+    msd = particle_msd(sums, Scale(1.0, "nm", DT))
+    lags = select_lags(N, 50)
+    return [fit_msd(lags, msd[p, lags - 1], DT, N, fixed_alpha=fixed_alpha) for p in range(P)]
+
+
+def test_brownian_D_and_offset_unbiased_with_calibrated_errors():
+    rng = np.random.default_rng(11)
+    D, sigma = 50.0, 3.0
+    fits = per_particle_fits(fbm_paths(rng, 80, 120, D, 1.0, sigma), fixed_alpha=1.0)
+    zD = np.array([(f.D - D) / f.D_err for f in fits])
+    zo = np.array([(f.offset - 4 * sigma**2) / f.offset_err for f in fits])
+    for z in (zD, zo):
+        # for 80 standard normal z: |mean| < 4/sqrt(80) = 0.45, std within ~±30 % (4σ of a sample std)
+        assert abs(z.mean()) < 0.45, z.mean()
+        assert 0.7 < z.std() < 1.3, z.std()
+    assert all(f.ok and f.lag_min_s == DT and f.n_lags == len(select_lags(120, 50)) for f in fits)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.4])
+def test_alpha_recovered_for_fractional_motion(alpha):
+    rng = np.random.default_rng(12)
+    fits = per_particle_fits(fbm_paths(rng, 60, 120, 40.0, alpha, 2.0))
+    a = np.array([f.alpha for f in fits])
+    err = np.array([f.alpha_err for f in fits])
+    # mean of 60 estimates within 4 standard errors (from their own scatter) of the truth
+    assert abs(a.mean() - alpha) < 4 * a.std(ddof=1) / np.sqrt(len(a))
+    # reported errors describe the scatter: median |z| of a unit normal is 0.674
+    assert 0.45 < np.median(np.abs(a - alpha) / err) < 0.95
+
+
+def test_confined_motion_shows_plateau():
+    rng = np.random.default_rng(13)
+    P, N, var, a = 30, 400, 25.0, np.exp(-0.5)  # OU per axis: stationary variance 25 nm², relaxation 2 frames
+    x = np.empty((P, 2, N))
+    x[..., 0] = rng.normal(size=(P, 2)) * np.sqrt(var)
+    for i in range(1, N):
+        x[..., i] = a * x[..., i - 1] + rng.normal(size=(P, 2)) * np.sqrt(var * (1 - a * a))
+    st = compute_statistics(table(x), 1.0, DT, {"max_lag": 60})
+    e = st.emsd.set_index("lag")
+    plateau = 4 * var  # 2 axes x 2 var
+    long = e.loc[30:60]
+    assert np.all(np.abs(long["msd_nm2"] - plateau) < 4 * long["sem_nm2"] + 0.05 * plateau)
+    assert st.summary["ensemble"]["alpha"] < 0.5  # flattening: strongly subdiffusive over the fit range
+
+
+def test_covariance_matches_monte_carlo():
+    """The model covariance of MSD estimates equals the empirical one of simulated tracks."""
+    rng = np.random.default_rng(14)
+    D, sigma, N, lags = 20.0, 2.0, 40, np.array([1, 3, 8])
+    paths = fbm_paths(rng, 3000, N, D, 1.0, sigma)
+    sums = lag_sums(table(paths), 8, quartic_lags=(), vacf_lags=0)
+    msd = particle_msd(sums, Scale(1.0, "nm", DT))[:, lags - 1]
+    emp = np.cov(msd.T)
+    model = msd_covariance(lags, N, D, 1.0, 4 * sigma**2, DT)
+    # a variance from 3000 samples of a skewed variable is known to ~±10 %
+    np.testing.assert_allclose(np.diag(emp), np.diag(model), rtol=0.15)
+    corr = emp / np.sqrt(np.outer(np.diag(emp), np.diag(emp)))
+    mcorr = model / np.sqrt(np.outer(np.diag(model), np.diag(model)))
+    np.testing.assert_allclose(corr, mcorr, atol=0.06)
+
+
+def test_too_few_lags_and_bad_config():
+    f = fit_msd([1, 2], [1.0, 2.0], DT, 3)
+    assert not f.ok and np.isnan(f.D) and "too few" in f.message
+    f = fit_msd([1, 2, 3, 4], [np.nan] * 4, DT, 5, fixed_alpha=1.0)
+    assert not f.ok
+    assert list(select_lags(1, 100)) == []
+    assert list(select_lags(10, 100)) == [1, 2, 3, 4]
+    with pytest.raises(SamemError, match="fraction"):
+        compute_statistics(table(np.zeros((1, 2, 5))), 1.0, 1.0, {"fit": {"fraction": 2}})
+    with pytest.raises(SamemError, match="unknown"):
+        compute_statistics(table(np.zeros((1, 2, 5))), 1.0, 1.0, {"bogus": 1})
