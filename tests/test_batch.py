@@ -331,3 +331,36 @@ def test_particle_fits_skip_short_tracks(tmp_path):
     res.tracks = pd.concat([res.tracks[res.tracks["particle"] != 1], short], ignore_index=True)
     fits = particle_fits(res, min_track_frames=5)
     assert 1 not in set(fits["particle"]) and len(fits) == N_PARTICLES - 1
+
+
+def test_existing_cluster_by_address(tmp_path, client, config):
+    """--scheduler: the tasks go to the cluster behind that address (here the fixture's)."""
+    data = tmp_path / "d"
+    data.mkdir()
+    _video(data / "a.h5", seed=1)
+    scheduler = client.cluster.scheduler
+    before = scheduler.transition_counter
+    result = run_batch(
+        [data],
+        tmp_path / "o",
+        auto_prompt=True,
+        config=config,
+        analyze=fake_analyze,
+        scheduler=scheduler.address,
+    )
+    assert [r["status"] for r in result.rows] == ["done"]
+    assert scheduler.transition_counter > before  # the task ran on that cluster
+
+
+def test_unreachable_scheduler_is_a_user_error(tmp_path, config):
+    _video(tmp_path / "a.h5", seed=1)
+    config["cluster"]["timeout_s"] = 2
+    with pytest.raises(SamemError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
+        run_batch(
+            [tmp_path / "a.h5"],
+            tmp_path / "o",
+            auto_prompt=True,
+            config=config,
+            analyze=fake_analyze,
+            scheduler="tcp://127.0.0.1:9",
+        )
