@@ -116,8 +116,11 @@ def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] |
         raise SamemError("ingest.queue_frames must be at least 1")
     if config["recording"]["flush_every"] < 1:
         raise SamemError("recording.flush_every must be at least 1")
-    if config["stats"]["every_frames"] < 1 or config["stats"]["max_lag_frames"] < 1:
-        raise SamemError("stats.every_frames and stats.max_lag_frames must be at least 1")
+    if config["stats"]["every_frames"] < 1:
+        raise SamemError("stats.every_frames must be at least 1")
+    from samem.stats.summary import load_config
+
+    load_config(config["stats"]["config"])  # validate the statistics overrides now, not mid-series
     if config["autoprompt"]["polarity"] not in ("dark", "bright"):
         raise SamemError("autoprompt.polarity must be 'dark' or 'bright'")
     check_sockets(config["sockets"])

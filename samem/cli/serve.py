@@ -1,0 +1,88 @@
+"""``samem serve``: live tracking over ZeroMQ (docs/service.md, docs/protocol.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="live tracking service: frames in over ZeroMQ, tracks/stats/feedback out",
+        description="Receive frames on a PULL socket, track particles with SAM 2, publish per-frame "
+        "results, statistics and closed-loop feedback on a PUB socket, and answer control commands "
+        "on a REP socket. Settings: configs/serve.yaml, --config FILE, then these options.",
+    )
+    p.add_argument("--ingest", metavar="ADDR", help="PULL address for frames (default tcp://127.0.0.1:5555)")
+    p.add_argument("--publish", metavar="ADDR", help="PUB address for results (default tcp://127.0.0.1:5556)")
+    p.add_argument(
+        "--control", metavar="ADDR", help="REP address for commands (default tcp://127.0.0.1:5557)"
+    )
+    p.add_argument("--record", metavar="FILE", help="record results (and raw frames) to this HDF5 file")
+    p.add_argument(
+        "--boxes", metavar="FILE", help='box prompts {"frame": 0, "boxes": {"1": [x0, y0, x1, y1]}}'
+    )
+    p.add_argument(
+        "--auto-prompt", action="store_true", default=None, help="detect particles to start tracking"
+    )
+    p.add_argument("--model", metavar="M", help="model: default, a checkpoint path or a model config")
+    p.add_argument("--config", metavar="FILE", help="YAML settings merged over configs/serve.yaml")
+    p.add_argument(
+        "--policy", choices=["drop_oldest", "block"], help="when frames arrive faster than processed"
+    )
+    p.add_argument("--allow-remote", action="store_true", default=None, help="allow non-loopback binds")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from samem.errors import SamemError
+    from samem.stream.control import load_boxes_file
+    from samem.stream.service import Service, model_tracker_factory
+    from samem.stream.settings import load_settings
+
+    settings = load_settings(
+        args.config,
+        {
+            "sockets.ingest": args.ingest,
+            "sockets.publish": args.publish,
+            "sockets.control": args.control,
+            "sockets.allow_remote": args.allow_remote,
+            "recording.file": args.record,
+            "prompts.boxes_file": args.boxes,
+            "prompts.auto": args.auto_prompt,
+            "model.name": args.model,
+            "ingest.policy": args.policy,
+        },
+    )
+    record = settings["recording"]["file"]
+    if record:
+        from pathlib import Path
+
+        if Path(record).exists():
+            raise SamemError(f"{record} exists; choose another recording file or remove it")
+        if not Path(record).parent.is_dir():
+            raise SamemError(f"{Path(record).parent}: no such folder for the recording")
+    boxes = load_boxes_file(settings["prompts"]["boxes_file"]) if settings["prompts"]["boxes_file"] else None
+    factory, model_name = model_tracker_factory(settings["model"])
+    service = Service(settings, factory, model_name=model_name, boxes=boxes)
+    endpoints = service.start()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: service.stop())
+    print(json.dumps({"samem_serve": "ready", **endpoints}), flush=True)
+    print(
+        f"samem serve: ingest {endpoints['ingest']}, publish {endpoints['publish']}, control "
+        f"{endpoints['control']} (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    service.serve_forever()
+    status = service.status()
+    print(
+        f"samem serve: stopped; {status['frames_processed']} frames processed, "
+        f"{status['frames_dropped']} dropped, {status['messages_rejected']} messages rejected",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,159 @@
+"""Control commands of ``samem serve``: JSON objects with a ``"cmd"`` key, validated.
+
+=========== ================================================ ================================
+cmd         fields                                           effect
+=========== ================================================ ================================
+prompt      ``boxes``: ``{"<id>": [x0, y0, x1, y1], ...}``   add or correct objects (px) on
+                                                             the next processed frame
+remove      ``ids``: ``[<id>, ...]``                         stop tracking these objects
+reset       --                                               forget all objects and tracks
+status      --                                               counters, lag, objects
+shutdown    --                                               stop gracefully
+=========== ================================================ ================================
+
+:func:`parse_command` returns a :class:`Command` or an error string; it never raises. Checks
+that need the stream (ids tracked, boxes inside the frame) are done by the session, which
+replies with an error and leaves the service unaffected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from samem.errors import SamemError
+
+COMMANDS = ("prompt", "remove", "reset", "status", "shutdown")
+MAX_COMMAND_BYTES = 1 << 20
+MAX_OBJECT_ID = 65535  # object ids are label values in the uint16 /labels dataset
+
+
+@dataclass(frozen=True)
+class Command:
+    """A validated control command.
+
+    Attributes
+    ----------
+    cmd : str
+        One of :data:`COMMANDS`.
+    boxes : dict
+        ``{id: (x0, y0, x1, y1)}`` px, for ``prompt``.
+    ids : list of int
+        Object ids, for ``remove``.
+    """
+
+    cmd: str
+    boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+
+
+def parse_object_id(value: Any) -> int | None:
+    """An object id (1..65535) from an int or a decimal string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 6:
+        value = int(value)
+    if isinstance(value, int) and 1 <= value <= MAX_OBJECT_ID:
+        return value
+    return None
+
+
+def parse_boxes(boxes: Any) -> dict[int, tuple[float, float, float, float]] | str:
+    """``{"<id>": [x0, y0, x1, y1]}`` to ``{id: box}``, or an error string.
+
+    Boxes need x1 > x0 and y1 > y0 (px); whether they lie inside the frame is checked later.
+    """
+    if not isinstance(boxes, dict) or not boxes:
+        return 'boxes must be a non-empty object {"<id>": [x0, y0, x1, y1], ...}'
+    out = {}
+    for key, box in boxes.items():
+        oid = parse_object_id(key)
+        if oid is None:
+            return f"object id {key!r:.40} must be an integer 1..{MAX_OBJECT_ID}"
+        if (
+            not isinstance(box, list)
+            or len(box) != 4
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in box
+            )
+        ):
+            return f"box of object {oid} must be [x0, y0, x1, y1] finite numbers, got {box!r:.60}"
+        x0, y0, x1, y1 = (float(v) for v in box)
+        if not (x1 > x0 and y1 > y0):
+            return f"box of object {oid} must have x1 > x0 and y1 > y0, got {box}"
+        out[oid] = (x0, y0, x1, y1)
+    return out
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_command(raw: bytes) -> Command | str:
+    """Validate one request; returns a :class:`Command` or a one-line error message."""
+    if len(raw) > MAX_COMMAND_BYTES:
+        return f"command larger than {MAX_COMMAND_BYTES} bytes"
+    try:
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "command is not UTF-8 JSON"
+    if not isinstance(obj, dict):
+        return "command must be a JSON object with a 'cmd' key"
+    cmd = obj.get("cmd")
+    if cmd not in COMMANDS:
+        return f"unknown cmd {cmd!r:.40}; known: {', '.join(COMMANDS)}"
+    allowed = {"prompt": {"boxes"}, "remove": {"ids"}}.get(cmd, set()) | {"cmd"}
+    extra = set(obj) - allowed
+    if extra:
+        return f"{cmd}: unexpected field(s) {', '.join(sorted(map(str, extra)))[:80]}"
+    if cmd == "prompt":
+        boxes = parse_boxes(obj.get("boxes"))
+        return boxes if isinstance(boxes, str) else Command(cmd, boxes=boxes)
+    if cmd == "remove":
+        ids = obj.get("ids")
+        if not isinstance(ids, list) or not ids:
+            return "remove needs ids: a non-empty list of object ids"
+        parsed = [parse_object_id(i) for i in ids]
+        if None in parsed:
+            return f"remove: ids must be integers 1..{MAX_OBJECT_ID}, got {ids!r:.60}"
+        return Command(cmd, ids=parsed)
+    return Command(cmd)
+
+
+def reply(ok: bool = True, **fields: Any) -> dict[str, Any]:
+    """A reply object: ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``."""
+    return {"ok": ok, **fields}
+
+
+def load_boxes_file(path: str | Path) -> tuple[int, dict[int, tuple[float, float, float, float]]]:
+    """Read a boxes file ``{"frame": 0, "boxes": {"1": [x0, y0, x1, y1], ...}}`` (px).
+
+    Returns
+    -------
+    frame, boxes : int, dict
+        The frame the boxes were drawn on and ``{id: box}``.
+
+    Raises
+    ------
+    SamemError
+        Missing file, invalid JSON or invalid boxes.
+    """
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text())
+    except OSError as exc:
+        raise SamemError(f"{p}: cannot read boxes file ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise SamemError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict) or "boxes" not in obj:
+        raise SamemError(f'{p}: expected {{"frame": 0, "boxes": {{"1": [x0, y0, x1, y1], ...}}}}')
+    frame = obj.get("frame", 0)
+    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+        raise SamemError(f"{p}: frame must be a non-negative integer, got {frame!r}")
+    boxes = parse_boxes(obj["boxes"])
+    if isinstance(boxes, str):
+        raise SamemError(f"{p}: {boxes}")
+    return frame, boxes

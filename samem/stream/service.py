@@ -1,0 +1,379 @@
+"""``samem serve``: the live service that ties ingest, session, sinks and control together.
+
+Threads: *ingest* (PULL socket -> validation -> bounded queue, :mod:`samem.stream.ingest`),
+*processing* (queue -> :class:`samem.stream.session.Session` -> PUB topics and the HDF5
+recorder; also runs control commands between frames, so the session has one owner) and the
+caller's thread, which answers the REP control socket and waits for shutdown.
+
+Each ``start`` message opens a series: a new tracker and session, and a new recording
+(``FILE`` for the first series, ``FILE-2.h5`` ... for later ones). ``end``, a new ``start``
+or shutdown closes it: final statistics are published and written, the recording closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from samem import __version__
+from samem.errors import SamemError
+from samem.io.recorder import Recorder
+from samem.stats.summary import write_stats
+from samem.stream.backpressure import FrameQueue
+from samem.stream.control import Command, parse_command, reply
+from samem.stream.ingest import IngestThread, Queued
+from samem.stream.protocol import FrameMessage, IngestParser, Limits, SeriesEnd, SeriesStart, encode_json
+from samem.stream.session import Session
+from samem.stream.sockets import Publisher, SocketFactory
+
+log = logging.getLogger(__name__)
+
+TrackerFactory = Callable[[], Any]
+
+
+def model_tracker_factory(model_cfg: Mapping[str, Any]) -> tuple[TrackerFactory, str]:
+    """Load the model once; return a factory of fresh trackers and the model's description."""
+    from samem.model import load_model
+    from samem.track import StreamingTracker
+
+    model = load_model(model_cfg["name"], config=model_cfg["config"], device=model_cfg["device"])
+    mode = model_cfg["tracker_mode"]
+    return (lambda: StreamingTracker(model, mode=mode)), str(
+        getattr(model, "samem_source", model_cfg["name"])
+    )
+
+
+def series_path(path: Path, index: int) -> Path:
+    """Recording file of the ``index``-th series (1-based): ``rec.h5``, ``rec-2.h5``, ..."""
+    return path if index == 1 else path.with_name(f"{path.stem}-{index}{path.suffix}")
+
+
+class Service:
+    """The live tracking service.
+
+    Parameters
+    ----------
+    settings : mapping
+        Validated settings (:func:`samem.stream.settings.load_settings`).
+    tracker_factory : callable
+        Returns a fresh tracker for each series.
+    model_name : str
+        Description of the model, stored in recordings.
+    boxes : tuple (frame, {id: box}), optional
+        Box prompts from a file, applied to every series.
+    context : zmq.Context, optional
+        ZeroMQ context (default: a private one).
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        tracker_factory: TrackerFactory,
+        model_name: str = "unknown",
+        boxes=None,
+        context: zmq.Context | None = None,
+    ):
+        self.settings = settings
+        self.tracker_factory = tracker_factory
+        self.model_name = model_name
+        self.boxes = boxes
+        self.auto_prompt = bool(settings["prompts"]["auto"])
+        rec = settings["recording"]["file"]
+        self.record_path = Path(rec) if rec else None
+        ing = settings["ingest"]
+        self.limits = Limits(ing["max_header_bytes"], ing["max_frame_bytes"], ing["max_frame_side"])
+        self.queue = FrameQueue(ing["queue_frames"], ing["policy"])
+        self._stop = threading.Event()
+        self._commands: queue.Queue[tuple[Command, Future]] = queue.Queue()
+        self._context = context
+        self.endpoints: dict[str, str] = {}
+        self.session: Session | None = None
+        self.series: SeriesStart | None = None
+        self.recorder: Recorder | None = None
+        self._series_count = 0
+        self.frames_processed = 0
+        self.frames_failed = 0
+        self.last_latency_s: float | None = None
+        self._started_s = time.monotonic()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> dict[str, str]:
+        """Bind the sockets and start the ingest and processing threads; returns the endpoints."""
+        socks = self.settings["sockets"]
+        ing = self.settings["ingest"]
+        self.factory = SocketFactory(socks, self._context)
+        hard_cap = int(ing["hard_limit_factor"] * ing["max_frame_bytes"]) + ing["max_header_bytes"]
+        bound: list[zmq.Socket] = []
+        try:
+            for name, kind, options in (
+                ("ingest", zmq.PULL, {"RCVHWM": max(2, ing["queue_frames"]), "MAXMSGSIZE": hard_cap}),
+                ("publish", zmq.PUB, {"SNDHWM": 1000}),
+                ("control", zmq.REP, {}),
+            ):
+                sock, self.endpoints[name] = self.factory.bind(kind, socks[name], **options)
+                bound.append(sock)
+        except SamemError:
+            self._close_sockets(*bound)
+            self.factory.close()
+            raise
+        pull, pub, self.control = bound
+        self._pub_sock = pub
+        self.publisher = Publisher(pub)
+        self.ingest = IngestThread(pull, IngestParser(self.limits), self.queue, self._stop, self.publisher)
+        processing = threading.Thread(target=self._process_loop, name="samem-process", daemon=True)
+        self._threads = [self.ingest, processing]
+        for t in self._threads:
+            t.start()
+        log.info("serving: %s", self.endpoints)
+        return dict(self.endpoints)
+
+    def stop(self) -> None:
+        """Ask everything to stop (safe from signal handlers and other threads)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def serve_forever(self, poll_ms: int = 100) -> None:
+        """Answer control requests until :meth:`stop` or a ``shutdown`` command, then close."""
+        poller = zmq.Poller()
+        poller.register(self.control, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if not poller.poll(poll_ms):
+                    if not self._stop.is_set() and not all(t.is_alive() for t in self._threads):
+                        log.error("a service thread died; shutting down")
+                        self.stop()
+                    continue
+                parts = self.control.recv_multipart()
+                answer = (
+                    self.handle_control(parts[0])
+                    if len(parts) == 1
+                    else reply(False, error="send a command as one message part")
+                )
+                self.control.send(encode_json(answer))
+        finally:
+            self.close()
+
+    def close(self, join_timeout_s: float = 30.0) -> None:
+        """Stop threads, finish the open series (flush and close the recording), close sockets."""
+        self._stop.set()
+        self.queue.close()
+        for t in self._threads:
+            t.join(join_timeout_s)
+        self._close_sockets(getattr(self, "control", None), getattr(self, "_pub_sock", None))
+        if hasattr(self, "factory"):
+            self.factory.close()
+
+    @staticmethod
+    def _close_sockets(*socks) -> None:
+        for s in socks:
+            if s is not None and not s.closed:
+                s.close(0)
+
+    # ------------------------------------------------------------------ processing thread
+    def _process_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._run_commands()
+                item = self.queue.get(timeout=0.05)
+                if item is not None:
+                    self._handle(item)
+            deadline = time.monotonic() + 10.0  # graceful: process what was already received
+            while time.monotonic() < deadline and (item := self.queue.get(timeout=0)) is not None:
+                self._handle(item)
+        finally:
+            self._end_series("shutdown")
+            self._run_commands(fail="service is shutting down")
+
+    def _handle(self, item: Queued) -> None:
+        msg = item.message
+        try:
+            if isinstance(msg, SeriesStart):
+                self._end_series("new series")
+                self._begin_series(msg)
+            elif isinstance(msg, SeriesEnd):
+                self._end_series("end")
+            elif isinstance(msg, FrameMessage):
+                self._frame(msg, item.received_s)
+        except Exception:  # keep serving: one bad frame or series must not stop the service
+            self.frames_failed += isinstance(msg, FrameMessage)
+            log.exception("failed to handle %s", type(msg).__name__)
+
+    def _begin_series(self, start: SeriesStart) -> None:
+        defaults = self.settings["defaults"]
+        px = start.pixel_size_nm if start.pixel_size_nm is not None else defaults["pixel_size_nm"]
+        dt = start.frame_interval_s if start.frame_interval_s is not None else defaults["frame_interval_s"]
+        self._series_count += 1
+        self.series = start
+        self.session = Session(
+            self.tracker_factory(),
+            start.shape,
+            px,
+            dt,
+            self.settings,
+            boxes=self.boxes,
+            auto_prompt=self.auto_prompt,
+        )
+        if self.record_path is not None:
+            k = self._series_count
+            while series_path(self.record_path, k).exists():
+                k += 1
+            rec = self.settings["recording"]
+            self.recorder = Recorder(
+                series_path(self.record_path, k),
+                start.shape,
+                start.dtype,
+                px,
+                dt,
+                save_frames=rec["save_frames"],
+                flush_every=rec["flush_every"],
+                compression=rec["compression"],
+                attrs={
+                    "source": start.series or "samem serve",
+                    "model": self.model_name,
+                    "config_json": dict(self.settings),
+                    "series_json": {"series": start.series, **start.meta},
+                    "samem_version": __version__,
+                },
+            )
+            log.info("recording to %s", self.recorder.path)
+
+    def _frame(self, msg: FrameMessage, received_s: float) -> None:
+        if self.session is None:
+            return
+        result = self.session.process(msg.seq, msg.data, msg.timestamp)
+        if self.recorder is not None:
+            self.recorder.append(msg.seq, msg.timestamp, result.labels, result.rows, msg.data)
+        self.frames_processed += 1
+        self.last_latency_s = time.monotonic() - received_s
+        frame_msg = result.frame_message()
+        frame_msg.update(latency_ms=1000.0 * self.last_latency_s, lag_frames=len(self.queue))
+        self.publisher.send("frame", frame_msg)
+        fb = result.feedback
+        load = self.session.feedback.on_load(
+            time.monotonic(), len(self.queue), self.queue.dropped, self.session.processing_fps
+        )
+        if load is not None:
+            fb["events"].append(load)
+        self.publisher.send("feedback", fb)
+        if result.stats is not None:
+            self.publisher.send("stats", {"seq": msg.seq, "final": False, **result.stats})
+
+    def _end_series(self, why: str) -> None:
+        session, recorder = self.session, self.recorder
+        self.session = self.recorder = None
+        if session is None:
+            return
+        stats = None
+        try:
+            if session.live.particles:
+                stats = session.statistics()
+                final = {**stats.summary, "calibrated": session.calibrated}
+                self.publisher.send("stats", {"seq": session.last_seq, "final": True, "reason": why, **final})
+        finally:
+            if recorder is not None:
+                recorder.close(stats_writer=(lambda f: write_stats(f, stats)) if stats is not None else None)
+                log.info("recording closed: %s (%d frames)", recorder.path, recorder.frames_written)
+
+    # ------------------------------------------------------------------ control
+    def handle_control(self, raw: bytes) -> dict[str, Any]:
+        """Answer one control request (runs in the caller's thread)."""
+        cmd = parse_command(bytes(raw))
+        if isinstance(cmd, str):
+            return reply(False, error=cmd)
+        if cmd.cmd == "status":
+            return reply(True, **self.status())
+        if cmd.cmd == "shutdown":
+            self.stop()
+            return reply(True, message="shutting down")
+        future: Future = Future()
+        self._commands.put((cmd, future))
+        try:
+            return future.result(timeout=self.settings["control"]["reply_timeout_s"])
+        except FutureTimeout:
+            future.cancel()
+            return reply(
+                False, error="the processing thread did not answer in time (busy); command not applied"
+            )
+
+    def _run_commands(self, fail: str | None = None) -> None:
+        while True:
+            try:
+                cmd, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            if fail is not None:
+                future.set_result(reply(False, error=fail))
+                continue
+            try:
+                future.set_result(self._apply(cmd))
+            except SamemError as exc:
+                future.set_result(reply(False, error=str(exc)))
+            except (
+                Exception
+            ) as exc:  # pragma: no cover - a bug, reported to the caller, service keeps running
+                log.exception("control command %s failed", cmd.cmd)
+                future.set_result(reply(False, error=f"internal error: {exc}"))
+
+    def _apply(self, cmd: Command) -> dict[str, Any]:
+        session = self.session
+        if session is None:
+            return reply(False, error="no series is open (send a start message first)")
+        if cmd.cmd == "prompt":
+            session.prompt(cmd.boxes)
+            return reply(True, pending=sorted(cmd.boxes), objects=session.object_ids)
+        if cmd.cmd == "remove":
+            session.remove(cmd.ids)
+            return reply(True, objects=session.object_ids)
+        session.reset()  # "reset"
+        return reply(True, objects=[])
+
+    def status(self) -> dict[str, Any]:
+        """Counters, lag and objects (the ``status`` command's reply)."""
+        c = self.ingest.counters
+        session = self.session
+        series = self.series
+        return {
+            "frames_received": c.frames_received,
+            "frames_processed": self.frames_processed,
+            "frames_dropped": self.queue.dropped,
+            "frames_failed": self.frames_failed,
+            "frames_missing_upstream": c.frames_missing_upstream,
+            "messages_rejected": c.messages_rejected,
+            "rejected_by_reason": dict(c.rejected),
+            "lag": {
+                "frames": len(self.queue),
+                "latency_ms": None if self.last_latency_s is None else 1000.0 * self.last_latency_s,
+            },
+            "objects": session.object_ids if session else [],
+            "processing_fps": session.processing_fps if session else None,
+            "series": None
+            if series is None or session is None
+            else {
+                "name": series.series,
+                "shape": list(series.shape),
+                "dtype": series.dtype.name,
+                "pixel_size_nm": session.pixel_size_nm,
+                "frame_interval_s": session.frame_interval_s,
+            },
+            "recording": None
+            if self.recorder is None
+            else {"file": str(self.recorder.path), "frames_flushed": self.recorder.frames_flushed},
+            "policy": self.queue.policy,
+            "uptime_s": time.monotonic() - self._started_s,
+            "endpoints": self.endpoints,
+        }
