@@ -21,6 +21,8 @@ COMMANDS = [
     "synth",
     "batch",
     "plot",
+    "serve",
+    "replay",
 ]
 
 
