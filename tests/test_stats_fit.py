@@ -29,8 +29,14 @@ def fbm_paths(rng, n_particles, n_frames, D, alpha, sigma):
 
 def table(paths):
     P, _, N = paths.shape
-    return pd.DataFrame({"frame": np.tile(np.arange(N), P), "particle": np.repeat(np.arange(P), N),
-                         "x": paths[:, 0].ravel(), "y": paths[:, 1].ravel()})
+    return pd.DataFrame(
+        {
+            "frame": np.tile(np.arange(N), P),
+            "particle": np.repeat(np.arange(P), N),
+            "x": paths[:, 0].ravel(),
+            "y": paths[:, 1].ravel(),
+        }
+    )
 
 
 def per_particle_fits(paths, fixed_alpha=None):

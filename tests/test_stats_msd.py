@@ -118,8 +118,14 @@ def test_ensemble_sem_matches_spread_between_repeats():
         rng = np.random.default_rng(100 + seed)
         n, P = 60, 15
         xy = np.cumsum(rng.normal(size=(P, n, 2)), axis=1)
-        df = pd.DataFrame({"frame": np.tile(np.arange(n), P), "particle": np.repeat(np.arange(P), n),
-                           "x": xy[..., 0].ravel(), "y": xy[..., 1].ravel()})
+        df = pd.DataFrame(
+            {
+                "frame": np.tile(np.arange(n), P),
+                "particle": np.repeat(np.arange(P), n),
+                "x": xy[..., 0].ravel(),
+                "y": xy[..., 1].ravel(),
+            }
+        )
         e = ensemble_msd(df, 1.0, 1.0, max_lag=5)
         est.append(e["msd_nm2"].to_numpy())
         sem.append(e["sem_nm2"].to_numpy())
@@ -139,8 +145,14 @@ def test_edge_cases():
     assert imsd(absent, 1.0, 1.0).shape == (0, 0)
     assert len(ensemble_msd(absent, 1.0, 1.0)) == 0
     # a particle seen only at frames 0 and 200 has no pairs within 100 lags: NaN, and drops out of emsd
-    far = pd.DataFrame({"frame": [0, 200, 0, 1, 2], "particle": [1, 1, 2, 2, 2], "x": [0.0, 5, 0, 1, 2],
-                        "y": [0.0, 0, 0, 0, 0]})
+    far = pd.DataFrame(
+        {
+            "frame": [0, 200, 0, 1, 2],
+            "particle": [1, 1, 2, 2, 2],
+            "x": [0.0, 5, 0, 1, 2],
+            "y": [0.0, 0, 0, 0, 0],
+        }
+    )
     m = imsd(far, 1.0, 1.0)
     assert m[1].isna().all() and m[2].iloc[0] == 1.0
     np.testing.assert_allclose(emsd(far, 1.0, 1.0).iloc[:2], [1.0, 4.0])

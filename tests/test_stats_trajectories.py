@@ -1,0 +1,170 @@
+"""TrajectoryBuilder, mask shape, trackpy linking, drift and unit conversion."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from samem.errors import SamemError
+from samem.stats import (
+    TrajectoryBuilder,
+    compute_drift,
+    link_detections,
+    mask_shape,
+    subtract_drift,
+    to_physical,
+)
+
+
+def ellipse_mask(shape, centre, axes, angle_deg):
+    """Pixels whose centres lie inside an ellipse (full axes, angle from +x towards +y)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
+    t = np.deg2rad(angle_deg)
+    u = (xx - centre[0]) * np.cos(t) + (yy - centre[1]) * np.sin(t)
+    v = -(xx - centre[0]) * np.sin(t) + (yy - centre[1]) * np.cos(t)
+    return (u / (axes[0] / 2)) ** 2 + (v / (axes[1] / 2)) ** 2 <= 1
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, -60.0, 90.0])
+def test_mask_shape_of_ellipse(angle):
+    a, b = 60.0, 20.0  # full axes, px
+    m = ellipse_mask((200, 240), (120.0, 100.0), (a, b), angle)
+    area, orient, ecc = mask_shape(m)
+    assert area == m.sum()
+    assert area == pytest.approx(np.pi * a * b / 4, rel=0.03)
+    assert ecc == pytest.approx(np.sqrt(1 - (b / a) ** 2), abs=0.01)
+    # orientation is an axis: compare modulo pi
+    diff = (orient - np.deg2rad(angle) + np.pi / 2) % np.pi - np.pi / 2
+    assert abs(diff) < np.deg2rad(1.0)
+    ys, xs = np.nonzero(m)
+    box = (xs.min(), ys.min(), xs.max(), ys.max())
+    assert mask_shape(m, box) == pytest.approx((area, orient, ecc))
+
+
+def test_mask_shape_empty_and_round():
+    assert mask_shape(np.zeros((10, 10), bool))[0] == 0
+    assert np.isnan(mask_shape(np.zeros((10, 10), bool))[2])
+    disk = ellipse_mask((64, 64), (32.0, 32.0), (40.0, 40.0), 0.0)
+    assert mask_shape(disk)[2] < 0.15
+
+
+def result(mask, x, y, present=True, score=0.9):
+    ys, xs = np.nonzero(mask) if mask.any() else ([0], [0])
+    return SimpleNamespace(
+        mask=mask, score=score, present=present, centroid=(x, y), bbox=(min(xs), min(ys), max(xs), max(ys))
+    )
+
+
+def test_builder_rows_gaps_and_units():
+    b = TrajectoryBuilder(pixel_size_nm=0.8, frame_interval_s=0.04)
+    m1 = ellipse_mask((50, 60), (20.0, 25.0), (16.0, 8.0), 45.0)
+    m2 = ellipse_mask((50, 60), (40.0, 10.0), (6.0, 6.0), 0.0)
+    pos0 = b.add(0, {1: result(m1, 20.0, 25.0), 2: result(m2, 40.0, 10.0)})
+    pos1 = b.add(1, {1: result(m1, 21.0, 25.5, present=False, score=0.1), 2: result(m2, 40.5, 10.0)})
+    b.add(2, {1: result(m1, 22.0, 26.0), 2: result(m2, np.nan, np.nan)})
+    assert pos0 == {1: (20.0, 25.0), 2: (40.0, 10.0)} and pos1 == {2: (40.5, 10.0)}
+    df = b.table()
+    assert list(df.columns) == [
+        "frame",
+        "particle",
+        "x",
+        "y",
+        "area",
+        "orientation",
+        "eccentricity",
+        "score",
+        "present",
+    ]
+    assert df.attrs == {"pixel_size_nm": 0.8, "frame_interval_s": 0.04}
+    assert df["particle"].dtype == np.int64 and df["present"].dtype == bool
+    lost = df[(df.frame == 1) & (df.particle == 1)].iloc[0]
+    assert not lost.present and np.isnan(lost.x) and lost.area == 0 and lost.score == pytest.approx(0.1)
+    back = df[(df.frame == 2) & (df.particle == 1)].iloc[0]
+    assert back.present and back.x == 22.0  # same id after the loss
+    assert not df[(df.frame == 2) & (df.particle == 2)].iloc[0].present  # no finite centroid -> absent
+    first = df.iloc[0]
+    assert first.area == m1.sum() and first.eccentricity > 0.8
+    with pytest.raises(SamemError, match="increase"):
+        b.add(2, {})
+    with pytest.raises(SamemError, match="attribute"):
+        b.add(3, {1: SimpleNamespace(present=True)})
+    with pytest.raises(SamemError, match="pixel_size_nm"):
+        TrajectoryBuilder(0, 1.0)
+
+
+def test_to_physical():
+    df = pd.DataFrame(
+        {"frame": [0, 2], "particle": [1, 1], "x": [1.0, 2.0], "y": [3.0, 4.0], "area": [10, 12]}
+    )
+    df.attrs.update(pixel_size_nm=0.5, frame_interval_s=0.1)
+    out = to_physical(df)
+    assert out["t_s"].tolist() == [0.0, 0.2] and out["x_nm"].tolist() == [0.5, 1.0]
+    assert out["area_nm2"].tolist() == [2.5, 3.0]
+    with pytest.raises(SamemError, match="frame_interval_s"):
+        to_physical(df, frame_interval_s=0.0)
+    bare = df.copy()
+    bare.attrs = {}
+    with pytest.raises(SamemError, match="pixel size missing"):
+        to_physical(bare)
+
+
+def test_link_detections_memory_and_predictor():
+    rng = np.random.default_rng(31)
+    rows = []
+    starts = np.array([[20.0, 20.0], [80.0, 30.0], [50.0, 90.0]])
+    for f in range(30):
+        for p in range(3):
+            if p == 1 and 10 <= f < 12:
+                continue  # detector misses particle 1 for two frames
+            xy = starts[p] + [1.5 * f, 0.5 * f] + rng.normal(size=2) * 0.2
+            rows.append((f, xy[0], xy[1], p))
+    feats = pd.DataFrame(rows, columns=["frame", "x", "y", "truth"])
+    feats.attrs.update(pixel_size_nm=1.0, frame_interval_s=1.0)
+    # particles move 1.6 px/frame: 3 px links consecutive frames but not across the 3-frame gap ...
+    plain = link_detections(feats, search_range_px=3.0, memory_frames=3)
+    assert plain.attrs == feats.attrs
+    assert plain.groupby("truth")["particle"].nunique().tolist() == [1, 2, 1]
+    # ... unless a trackpy predictor extrapolates the motion; memory then keeps the id through the gap
+    for predictor in ("nearest_velocity", "drift"):
+        linked = link_detections(feats, search_range_px=3.0, memory_frames=3, predictor=predictor)
+        assert linked.groupby("truth")["particle"].nunique().tolist() == [1, 1, 1]
+        assert linked.groupby("particle")["truth"].nunique().max() == 1
+    wide = link_detections(feats, search_range_px=6.0, memory_frames=3)
+    assert wide.groupby("truth")["particle"].nunique().tolist() == [1, 1, 1]
+    no_memory = link_detections(feats, search_range_px=6.0, memory_frames=0)
+    assert no_memory[no_memory.truth == 1]["particle"].nunique() == 2
+    with pytest.raises(SamemError, match="predictor"):
+        link_detections(feats, 5.0, predictor="kalman")
+    with pytest.raises(SamemError, match="search_range_px"):
+        link_detections(feats, -1.0)
+
+
+def test_drift_estimated_and_removed():
+    rng = np.random.default_rng(32)
+    T, P = 200, 15
+    drift = np.cumsum(np.tile([0.3, -0.2], (T, 1)) + 0.05 * np.sin(np.arange(T))[:, None], axis=0)
+    walk = np.cumsum(rng.normal(size=(T, P, 2)) * 0.5, axis=0)
+    xy = walk + drift[:, None, :] + rng.uniform(0, 300, (1, P, 2))
+    df = pd.DataFrame(
+        {
+            "frame": np.repeat(np.arange(T), P),
+            "particle": np.tile(np.arange(P), T),
+            "x": xy[..., 0].ravel(),
+            "y": xy[..., 1].ravel(),
+            "present": True,
+        }
+    )
+    df.loc[df.sample(frac=0.05, random_state=1).index, "present"] = False
+    df.attrs.update(pixel_size_nm=1.0, frame_interval_s=1.0)
+    est = compute_drift(df)
+    truth = drift[est.index] - drift[0]
+    # each step is the mean of ~14 displacements (sd 0.5·√2/√14 per axis); the sum over t steps grows as √t
+    tol = 4 * 0.5 * np.sqrt(2 / 14) * np.sqrt(est.index.to_numpy())[:, None]
+    assert np.all(np.abs(est[["x", "y"]].to_numpy() - truth) < tol)
+    out = subtract_drift(df)
+    assert out.index.equals(df.index) and out.attrs == df.attrs
+    step = out[out.present].sort_values(["particle", "frame"]).groupby("particle")[["x", "y"]].diff().mean()
+    assert np.all(np.abs(step.to_numpy()) < 0.05)
+    before = df[df.present].sort_values(["particle", "frame"]).groupby("particle")[["x", "y"]].diff().mean()
+    assert before.to_numpy() == pytest.approx([0.3, -0.2], abs=0.05)
