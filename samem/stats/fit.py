@@ -265,6 +265,9 @@ def fit_msd(
         p, pcov, chi2 = _gls(t, y, model_cov(p), fixed_alpha, p)
     err = np.sqrt(np.maximum(np.diag(pcov), 0.0))
     dof = len(y) - n_par
+    message = ""
+    if fixed_alpha is None and not ALPHA_BOUNDS[0] + 1e-6 < p[1] < ALPHA_BOUNDS[1] - 1e-6:
+        message = f"alpha at the bound of {ALPHA_BOUNDS}: its uncertainty is not reliable"
     return MsdFit(
         D=float(p[0]),
         D_err=float(err[0]),
@@ -277,6 +280,7 @@ def fit_msd(
         n_lags=len(lags),
         chi2_red=float(chi2 / dof) if dof > 0 else np.nan,
         ok=True,
+        message=message,
     )
 
 
