@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from samem.config import load_yaml, shipped_names
+from samem.config import load_yaml, resolve, shipped_names
 from samem.errors import SamemError
 
 SHAPES = ("sphere", "ellipse", "rod", "prism", "blob")
@@ -191,7 +191,7 @@ class SynthParams:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides) -> SynthParams:
+    def from_dict(cls, data: dict[str, Any], /, **overrides) -> SynthParams:
         """Build from a (recipe-style) mapping plus flat or nested overrides."""
         merged = _merge(dict(data), _nest(overrides))
         merged.pop("base", None)
@@ -211,7 +211,7 @@ class SynthParams:
         return cls(**kwargs)
 
     @classmethod
-    def from_recipe(cls, name_or_path: str | Path, **overrides) -> SynthParams:
+    def from_recipe(cls, name_or_path: str | Path, /, **overrides) -> SynthParams:
         """Load a shipped recipe by name (``thin``, ``train``, ...) or a YAML path.
 
         ``base: <recipe>`` inside a recipe inherits that recipe first.
@@ -221,7 +221,7 @@ class SynthParams:
         return cls.from_dict(data, **overrides)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> SynthParams:
+    def from_preset(cls, name: str, /, **overrides) -> SynthParams:
         """One of the liquid-thickness presets ``thin`` (5 nm), ``medium`` (50 nm), ``thick`` (150 nm)."""
         if name not in PRESETS:
             raise SamemError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
@@ -362,19 +362,23 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def _load_recipe(name_or_path, seen: tuple) -> dict[str, Any]:
-    if str(name_or_path) in seen:
-        raise SamemError(f"recipe inheritance loops: {' -> '.join(map(str, seen + (name_or_path,)))}")
+    """Read a recipe and, recursively, its ``base`` (a shipped name or a path relative to it)."""
     try:
-        data = load_yaml(name_or_path, package="samem.recipes")
+        path = resolve(name_or_path, package="samem.recipes").resolve()
     except SamemError as exc:
         known = ", ".join(shipped_names("samem.recipes"))
         raise SamemError(f"{exc}; shipped recipes: {known}") from None
+    if str(path) in seen:
+        raise SamemError(f"recipe inheritance loops: {' -> '.join(seen + (str(path),))}")
+    data = load_yaml(path)
     base = data.pop("base", None)
     if base is None:
         return data
-    parent = _load_recipe(base, seen + (str(name_or_path),))
+    sibling = path.parent / str(base)
+    parent = _load_recipe(sibling if sibling.is_file() else base, seen + (str(path),))
     parent.pop("name", None)
     parent.pop("snr_range", None)
+    parent.pop("description", None)
     return _merge(parent, data)
 
 

@@ -1,0 +1,109 @@
+"""Parameters: presets, recipes, overrides, validation, domain randomisation."""
+
+import json
+
+import numpy as np
+import pytest
+
+from samem.errors import SamemError
+from samem.synthetic import SynthParams
+from samem.synthetic.randomize import draw, sample
+
+
+def test_presets_differ_only_by_liquid_thickness():
+    thin, medium, thick = (SynthParams.from_preset(n) for n in ("thin", "medium", "thick"))
+    assert (thin.imaging.thickness_nm, medium.imaging.thickness_nm, thick.imaging.thickness_nm) == (
+        5,
+        50,
+        150,
+    )
+    a, b = thin.to_dict(), thick.to_dict()
+    for d in (a, b):
+        d["imaging"].pop("thickness_nm")
+        d.pop("name"), d.pop("snr_range")
+    assert a == b
+    assert thin.snr_range[0] > thick.snr_range[0] and thin.snr_range[1] > thick.snr_range[1]
+
+
+def test_overrides_flat_dotted_and_nested():
+    p = SynthParams.from_preset(
+        "thin", frames=7, thickness_nm=12, **{"particles.n_particles": 2}, motion={"alpha": [0.7, 0.9]}
+    )
+    assert (p.frames, p.imaging.thickness_nm, p.particles.n_particles, p.motion.alpha) == (
+        7,
+        12.0,
+        2,
+        (0.7, 0.9),
+    )
+    q = p.replace(seed=9)
+    assert q.seed == 9 and q.frames == 7 and p.seed != 9
+    assert SynthParams.from_dict(json.loads(p.to_json())) == p
+
+
+def test_recipe_from_path_with_base(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("base: thick\nframes: 3\nimaging: {dose_e_A2: 2.5}\n")
+    p = SynthParams.from_recipe(f)
+    assert (p.frames, p.imaging.dose_e_A2, p.imaging.thickness_nm, p.name) == (3, 2.5, 150.0, "mine")
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(SamemError, match="loops"):
+        SynthParams.from_recipe(loop)
+
+
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        (dict(thickness_nm=-1), "thickness_nm"),
+        (dict(frames=0), "frames"),
+        (dict(size=64, size_nm=(10.0, 100.0)), "larger than the frame"),
+        (dict(dose_e_A2=0), "dose_e_A2"),
+        (dict(alpha=(0.5, 2.5)), "alpha"),
+        (dict(shapes={"cube": 1.0}), "cube"),
+        (dict(models={"brownian": 0.0}), "weight"),
+        (dict(jpeg_quality=80, dtype="uint16"), "uint8"),
+        (dict(size_nm=(30.0, 10.0)), "lo <= hi"),
+        (dict(contrast="grey"), "contrast"),
+    ],
+)
+def test_validation_names_the_bad_parameter(over, message):
+    with pytest.raises(SamemError, match=message):
+        SynthParams.from_preset("medium", **over).validate()
+
+
+def test_unknown_names_and_bad_types_are_user_errors(tmp_path):
+    with pytest.raises(SamemError, match="unknown synthetic parameter"):
+        SynthParams.from_preset("medium", thickness=5)
+    with pytest.raises(SamemError, match="unknown preset"):
+        SynthParams.from_preset("ultra")
+    with pytest.raises(SamemError, match="bad value for frames"):
+        SynthParams.from_preset("medium", frames="many")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("imaging: {thicknes_nm: 5}\n")
+    with pytest.raises(SamemError, match="thicknes_nm"):
+        SynthParams.from_recipe(bad)
+
+
+def test_randomize_draws_stay_in_bounds():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        assert 2 <= draw({"uniform": [2, 3]}, rng) <= 3
+        assert 0.1 <= draw({"loguniform": [0.1, 10]}, rng) <= 10
+        assert draw({"integers": [1, 3]}, rng) in (1, 2, 3)
+        lo, hi = draw({"subrange": [10, 150]}, rng)
+        assert 10 <= lo <= hi <= 150
+    assert draw({"choice": [None]}, rng) is None
+    with pytest.raises(SamemError, match="randomize"):
+        draw({"gauss": [0, 1]}, rng)
+
+
+def test_train_recipe_randomizes_into_valid_params():
+    base = SynthParams.from_recipe("train", size=512).validate()
+    assert base.randomize
+    rng = np.random.default_rng(1)
+    thick = set()
+    for _ in range(20):
+        p = sample(base, rng).validate()
+        assert not p.randomize and 10 <= p.particles.size_nm[0] <= p.particles.size_nm[1] <= 150
+        thick.add(round(p.imaging.thickness_nm))
+    assert len(thick) > 15
