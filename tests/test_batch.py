@@ -20,7 +20,7 @@ import pytest
 
 from samem.batch import MARKER, is_finished, load_batch_config, plan_jobs, run_batch
 from samem.batch.inputs import expand_inputs
-from samem.batch.summary import particle_fits, read_results
+from samem.batch.summary import particle_table, read_results, statistics
 from samem.cli.main import main
 from samem.errors import SamemError
 from samem.io.readers import open_video
@@ -28,6 +28,7 @@ from samem.io.table import write_table
 
 PIXEL_NM, DT_S, D_PX2_FRAME = 2.0, 0.1, 0.8  # true D = 0.8 * 4 / 0.1 = 32 nm²/s
 N_PARTICLES, N_FRAMES = 12, 120
+SHORT = 30  # frames of the videos of the orchestration tests
 CALLS: list[str] = []
 _LOCK = threading.Lock()
 
@@ -84,7 +85,13 @@ def _video(path: Path, seed: int, calibrated: bool = True, fail: str = "", n_fra
 def client():
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address=":0",
+        scheduler_kwargs={"dashboard": False},
+    )
     c = Client(cluster, timeout=30)
     yield c
     c.close()
@@ -94,7 +101,7 @@ def client():
 @pytest.fixture
 def config():
     cfg = load_batch_config()
-    cfg["summary"]["plot_formats"] = ["png"]
+    cfg["summary"]["plot_formats"] = []  # plots are checked in test_batch_runs_resumes_and_reports
     return cfg
 
 
@@ -102,11 +109,12 @@ def test_batch_runs_resumes_and_reports(tmp_path, client, config):
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
-        _video(data / f"run{i}.h5", seed=i)
+        _video(data / f"run{i}.h5", seed=i, n_frames=SHORT)
     (data / "run1.boxes.json").write_text('{"frame": 0, "boxes": {"1": [1, 1, 5, 5]}}')
     out = tmp_path / "out"
     CALLS.clear()
-    result = run_batch([data], out, auto_prompt=True, config=config, analyze=fake_analyze, client=client)
+    with_plots = {**config, "summary": {**config["summary"], "plot_formats": ["png"]}}
+    result = run_batch([data], out, auto_prompt=True, config=with_plots, analyze=fake_analyze, client=client)
     assert sorted(CALLS) == ["run0.h5", "run1.h5", "run2.h5"]
     assert [r["status"] for r in result.rows] == ["done"] * 3
     for i in range(3):
@@ -117,7 +125,7 @@ def test_batch_runs_resumes_and_reports(tmp_path, client, config):
     assert not list(out.glob(".*partial*"))
     table = pd.read_csv(out / "summary.csv")
     assert list(table["name"]) == ["run0", "run1", "run2"]
-    assert (table["particles"] == N_PARTICLES).all() and (table["frames"] == N_FRAMES).all()
+    assert (table["particles"] == N_PARTICLES).all() and (table["frames"] == SHORT).all()
     assert (table["D_unit"] == "nm^2/s").all()
     assert (table["processing_fps"] > 0).all()
     for name in ("summary.json", "particles.csv", "ensemble_msd.png", "D_distribution.png", "per_video.png"):
@@ -128,7 +136,7 @@ def test_batch_runs_resumes_and_reports(tmp_path, client, config):
     assert CALLS == [] and [r["status"] for r in again.rows] == ["skipped (finished)"] * 3
     assert [r["D_mean"] for r in again.rows] == [r["D_mean"] for r in result.rows]
     # a changed input is analysed again, the others stay skipped
-    _video(data / "run2.h5", seed=7)
+    _video(data / "run2.h5", seed=7, n_frames=SHORT)
     CALLS.clear()
     third = run_batch([data], out, auto_prompt=True, config=config, analyze=fake_analyze, client=client)
     assert CALLS == ["run2.h5"] and third.rows[2]["status"] == "done"
@@ -161,7 +169,12 @@ def test_summary_statistics_recover_true_D(tmp_path, client, config):
     lag1 = ens[0]["curve"]
     assert lag1["lag_s"][0] == pytest.approx(DT_S)
     assert abs(lag1["msd"][0] - 4 * D_true * DT_S) < 4 * lag1["sem"][0]
-    assert ens[0]["fit"]["ok"] and abs(ens[0]["fit"]["alpha"] - 1) < 0.2
+    fit = ens[0]["fit"]  # GLS fit of the pooled ensemble MSD, with its uncertainties
+    assert fit["fit_ok"]
+    assert abs(fit["D_nm2_s"] - D_true) < 4 * fit["D_err_nm2_s"]
+    assert abs(fit["alpha"] - 1.0) < 4 * fit["alpha_err"]
+    row = result.rows[0]
+    assert abs(row["D_ensemble"] - D_true) < 4 * row["D_ensemble_err"]
 
 
 def test_uncalibrated_video_is_summarised_in_pixels_and_frames(tmp_path, client, config):
@@ -194,11 +207,11 @@ def test_uncalibrated_video_is_summarised_in_pixels_and_frames(tmp_path, client,
 def test_failing_videos_are_reported_and_the_others_go_on(tmp_path, client, config):
     data = tmp_path / "d"
     data.mkdir()
-    _video(data / "a.h5", seed=1)
-    _video(data / "b.h5", seed=2, fail="user")
-    _video(data / "c.h5", seed=3, fail="bug")
+    _video(data / "a.h5", seed=1, n_frames=SHORT)
+    _video(data / "b.h5", seed=2, fail="user", n_frames=SHORT)
+    _video(data / "c.h5", seed=3, fail="bug", n_frames=SHORT)
     (data / "d.mp4").write_bytes(b"not a video")
-    _video(data / "e.h5", seed=4)
+    _video(data / "e.h5", seed=4, n_frames=SHORT)
     out = tmp_path / "o"
     result = run_batch([data], out, config=config, analyze=fake_analyze, client=client, auto_prompt=False)
     rows = {r["name"]: r for r in result.rows}
@@ -221,7 +234,7 @@ def test_failing_videos_are_reported_and_the_others_go_on(tmp_path, client, conf
 def test_marker_is_what_makes_a_video_finished(tmp_path, client, config):
     data = tmp_path / "d"
     data.mkdir()
-    video = _video(data / "a.h5", seed=1)
+    video = _video(data / "a.h5", seed=1, n_frames=SHORT)
     out = tmp_path / "o"
     (job,) = plan_jobs([video], out, auto_prompt=True)
     assert not is_finished(job)
@@ -238,8 +251,8 @@ def test_cli_batch_on_a_local_cluster(tmp_path, capsys, monkeypatch):
 
     data = tmp_path / "d"
     data.mkdir()
-    _video(data / "ok.h5", seed=1)
-    _video(data / "bad.h5", seed=2, fail="user")
+    _video(data / "ok.h5", seed=1, n_frames=SHORT)
+    _video(data / "bad.h5", seed=2, fail="user", n_frames=SHORT)
     cfg = tmp_path / "batch.yaml"
     cfg.write_text("cluster:\n  processes: false\nsummary:\n  plot_formats: [png]\n")
     monkeypatch.setattr(batch, "analyze_video", fake_analyze)
@@ -321,7 +334,7 @@ def test_input_errors(tmp_path):
         plan_jobs([tmp_path / "a"], tmp_path)
 
 
-def test_particle_fits_skip_short_tracks(tmp_path):
+def test_short_tracks_are_not_fitted(tmp_path):
     video = _video(tmp_path / "v.h5", seed=3)
     out = tmp_path / "o"
     out.mkdir()
@@ -329,15 +342,17 @@ def test_particle_fits_skip_short_tracks(tmp_path):
     res = read_results(out)
     short = res.tracks[res.tracks["particle"] == 1].head(3)
     res.tracks = pd.concat([res.tracks[res.tracks["particle"] != 1], short], ignore_index=True)
-    fits = particle_fits(res, min_track_frames=5)
-    assert 1 not in set(fits["particle"]) and len(fits) == N_PARTICLES - 1
+    fits = particle_table(statistics(res, {"min_track_frames": 5}))
+    assert len(fits) == N_PARTICLES
+    assert list(fits.loc[fits["particle"] == 1, "fit_ok"]) == [False]
+    assert fits.loc[fits["particle"] != 1, "fit_ok"].all()
 
 
 def test_existing_cluster_by_address(tmp_path, client, config):
     """--scheduler: the tasks go to the cluster behind that address (here the fixture's)."""
     data = tmp_path / "d"
     data.mkdir()
-    _video(data / "a.h5", seed=1)
+    _video(data / "a.h5", seed=1, n_frames=SHORT)
     scheduler = client.cluster.scheduler
     before = scheduler.transition_counter
     result = run_batch(

@@ -64,14 +64,16 @@ def ensemble_msd_figure(per_video, pooled):
         lo, hi = c["msd_nm2"] - c["sem_nm2"], c["msd_nm2"] + c["sem_nm2"]
         ax.fill_between(c["lag_s"], np.where(lo > 0, lo, np.nan), hi, color="k", alpha=0.15, lw=0)
         fit = group["fit"]
-        if fit.get("ok"):
+        if fit.get("fit_ok"):  # the free-α fit of the pooled ensemble MSD (samem.stats)
             t = np.geomspace(fit["lag_min_s"], fit["lag_max_s"], 50)
+            D_unit = f"{group['units']['length']}²/{group['units']['time']}"
             ax.plot(
                 t,
-                4 * fit["D"] * t ** fit["alpha"] + fit["offset"],
+                4 * fit["D_alpha_nm2_s_alpha"] * t ** fit["alpha"] + fit["offset_alpha_nm2"],
                 "r--",
                 lw=1.5,
-                label=f"fit: D = {fit['D']:.3g}, α = {fit['alpha']:.2f}",
+                label=f"fit: α = {fit['alpha']:.2f} ± {fit['alpha_err']:.2f}; "
+                f"α=1: D = {fit['D_nm2_s']:.3g} ± {fit['D_err_nm2_s']:.2g} {D_unit}",
             )
         ax.set_xscale("log")
         ax.set_yscale("log")

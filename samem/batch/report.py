@@ -23,14 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samem.batch.summary import (
-    FIT_COLUMNS,
-    SUMMARY_DEFAULTS,
-    VideoResults,
-    _mean_se,
-    particle_fits,
-    read_results,
-)
+from samem.batch.summary import FIT_COLUMNS, VideoResults, particle_table, read_results, statistics
 from samem.batch.task import write_json_atomic
 
 #: summary.csv columns, in order
@@ -44,6 +37,10 @@ COLUMNS = [
     "D_unit",
     "alpha_mean",
     "alpha_se",
+    "D_ensemble",
+    "D_ensemble_err",
+    "alpha_ensemble",
+    "alpha_ensemble_err",
     "processing_fps",
     "elapsed_s",
     "pixel_size_nm",
@@ -68,52 +65,43 @@ def _calibration_key(res: VideoResults) -> tuple:
     return (res.pixel_size_nm, res.frame_interval_s)
 
 
-def _pooled_msd(results: list[VideoResults], max_lag: int) -> pd.DataFrame:
-    """Ensemble MSD of all tracks of videos sharing one calibration (particle ids made distinct)."""
-    from samem.stats import ensemble_msd
-
-    parts, offset = [], 0
-    for res in results:
-        t = res.tracks.copy()
-        ids, t["particle"] = np.unique(t["particle"].to_numpy(), return_inverse=True)
-        t["particle"] += offset
-        offset += len(ids)
-        parts.append(t)
-    tracks = pd.concat(parts, ignore_index=True)
-    px, dt = results[0].scale
-    return ensemble_msd(tracks, pixel_size_nm=px, frame_interval_s=dt, max_lag=max_lag)
-
-
-def _fit_curve(curve: pd.DataFrame, dt: float, n_frames: int) -> dict[str, Any]:
-    """Power-law fit of a pooled ensemble MSD, weighted by its standard errors (lags independent)."""
-    from samem.stats.fit import fit_msd, select_lags
-
-    lags = select_lags(n_frames, int(curve.index.max()) if len(curve) else 0)
-    sub = curve.loc[curve.index.isin(lags)]
-    sem = sub["sem_nm2"].to_numpy()
-    if len(sub) < 4 or not np.all(np.isfinite(sem) & (sem > 0)):
-        return {"ok": False, "message": "too few lags with a standard error"}
-    fit = fit_msd(sub.index.to_numpy(), sub["msd_nm2"].to_numpy(), dt, n_frames, cov=np.diag(sem**2))
-    out = {k: _finite(v) for k, v in fit.as_dict().items()}
-    out["weights"] = "inverse variance per lag (lags treated as independent: uncertainties are lower bounds)"
-    return out
+def _mean_se_median(values) -> dict[str, Any]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return {"mean": None, "se": None, "median": None}
+    se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None
+    return {"mean": float(np.mean(v)), "se": se, "median": float(np.median(v))}
 
 
 def ensemble_statistics(
     rows: list[dict[str, Any]], out_root: Path, config: dict | None = None
-) -> tuple[dict[str, Any], pd.DataFrame, list[tuple[str, VideoResults, pd.DataFrame]]]:
+) -> tuple[dict[str, Any], pd.DataFrame, list[tuple[str, VideoResults, pd.DataFrame | None]]]:
     """Statistics over all particles of the finished videos.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Summary rows; finished ones may carry ``particle_fits`` (else they are computed).
+    out_root : Path
+        The batch output folder.
+    config : dict, optional
+        The ``summary`` section of configs/batch.yaml (its ``stats`` entry overrides
+        configs/stats.yaml).
 
     Returns
     -------
     (dict, DataFrame, list)
-        The ensemble statistics (JSON-ready), the per-particle table, and for the plots each
-        finished video's (name, results, ensemble MSD).
+        The statistics across videos: ``particles_pooled`` (per D unit: mean, standard error
+        and median of the per-particle D and α over all videos) and ``ensemble_msd`` (per
+        calibration: the pooled ensemble MSD curve and its fit); the per-particle table;
+        and, for the plots, each finished video's (name, results, ensemble MSD or None).
     """
     from samem.stats import ensemble_msd
+    from samem.stats.summary import load_config
 
-    cfg = {**SUMMARY_DEFAULTS, **(config or {})}
-    max_lag = int(cfg["max_lag_frames"])
+    stats_cfg = (config or {}).get("stats")
+    max_lag = int(load_config(stats_cfg)["max_lag"])
     per_video, tables = [], []
     for row in rows:
         if row.get("status") not in FINISHED:
@@ -122,7 +110,7 @@ def ensemble_statistics(
         if row.get("particle_fits") is not None:  # computed by the worker, kept in the marker
             fits = pd.DataFrame(row["particle_fits"], columns=FIT_COLUMNS)
         else:
-            fits = particle_fits(res, max_lag, int(cfg["min_track_frames"]))
+            fits = particle_table(statistics(res, stats_cfg))
         fits.insert(0, "video", row["name"])
         fits["D_unit"] = res.units["D"]
         tables.append(fits)
@@ -131,49 +119,43 @@ def ensemble_statistics(
             px, dt = res.scale
             curve = ensemble_msd(res.tracks, pixel_size_nm=px, frame_interval_s=dt, max_lag=max_lag)
         per_video.append((row["name"], res, curve))
-    particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["D_unit"])
     groups = []
-    for unit in sorted(set(particles.get("D_unit", []))):
-        sel = particles[particles["D_unit"] == unit]
-        d_mean, d_se = _mean_se(sel["D"])
-        a_mean, a_se = _mean_se(sel["alpha"])
+    for unit in sorted(set(particles["D_unit"])):
+        sel = particles[(particles["D_unit"] == unit) & particles["fit_ok"].astype(bool)]
+        d, a = _mean_se_median(sel["D"]), _mean_se_median(sel["alpha"])
         groups.append(
             {
                 "D_unit": unit,
                 "videos": int(sel["video"].nunique()),
-                "particles": int(np.isfinite(sel["D"]).sum()),
-                "D_mean": _finite(d_mean),
-                "D_se": _finite(d_se),
-                "D_median": _finite(
-                    float(np.nanmedian(sel["D"])) if np.isfinite(sel["D"]).any() else math.nan
-                ),
-                "alpha_mean": _finite(a_mean),
-                "alpha_se": _finite(a_se),
-                "alpha_median": _finite(
-                    float(np.nanmedian(sel["alpha"])) if np.isfinite(sel["alpha"]).any() else math.nan
-                ),
+                "particles": len(sel),
+                "D_mean": d["mean"],
+                "D_se": d["se"],
+                "D_median": d["median"],
+                "alpha_mean": a["mean"],
+                "alpha_se": a["se"],
+                "alpha_median": a["median"],
             }
         )
-    pooled = []
     by_cal: dict[tuple, list[VideoResults]] = {}
     for _, res, _curve in per_video:
         if len(res.tracks):
             by_cal.setdefault(_calibration_key(res), []).append(res)
+    pooled = []
     for (px, dt), results in by_cal.items():
-        curve = _pooled_msd(results, max_lag)
-        n_frames = max(r.n_frames for r in results)
+        st = statistics(results, stats_cfg)
         pooled.append(
             {
                 "pixel_size_nm": px,
                 "frame_interval_s": dt,
                 "videos": len(results),
+                "particles": int(st.summary["n_particles"]),
                 "units": results[0].units,
-                "fit": _fit_curve(curve, results[0].scale[1], n_frames),
-                "curve": curve,
+                "fit": st.summary["ensemble"],
+                "curve": st.emsd,
             }
         )
-    stats = {"particles_pooled": groups, "ensemble_msd": pooled}
-    return stats, particles, per_video
+    return {"particles_pooled": groups, "ensemble_msd": pooled}, particles, per_video
 
 
 def _atomic_save(path: Path, save) -> None:

@@ -78,7 +78,9 @@ def dask_client(
         threads_per_worker=threads_per_worker,
         processes=processes,
         memory_limit=memory_limit,
-        dashboard_address=dashboard_address,
+        # without a dashboard the scheduler still serves HTTP (metrics): on a free port, not 8787
+        dashboard_address=dashboard_address or ":0",
+        scheduler_kwargs={} if dashboard_address else {"dashboard": False},
         # task failures become summary rows; dask's own tracebacks only with samem -vv
         silence_logs=logging.CRITICAL if logging.getLogger().getEffectiveLevel() > logging.DEBUG else False,
     )

@@ -1,20 +1,18 @@
-"""Per-video summary rows and statistics across all videos of a batch.
+"""Per-video summary rows of a batch, from what ``samem analyze`` wrote.
 
-Everything here is computed from what ``samem analyze`` writes (``results.h5``: the
-``/tracks`` table, ``/labels`` and the root attributes ``pixel_size_nm`` and
-``frame_interval_s``), with :mod:`samem.stats` for the MSD and its fits:
+Read back: ``results.h5`` (the ``/tracks`` table, ``/labels`` for the frame count and the
+root attributes ``pixel_size_nm`` and ``frame_interval_s``). The statistics are those of
+``stats.json``: :func:`samem.stats.compute_statistics` with the settings of
+configs/stats.yaml (overridable with the ``stats`` entry of configs/batch.yaml), i.e.
 
-- per particle: time-averaged MSD (:func:`samem.stats.imsd`) fitted with
-  :func:`samem.stats.fit.fit_msd` over the lags of :func:`samem.stats.fit.select_lags`,
-  once with α = 1 (D) and once with α free (α);
-- per video: the particle count, frames, the mean D and mean α over particles with their
-  standard errors (particle-to-particle spread / √n);
-- across videos: the same means over all particles of all videos, per-video rows, and, when
-  every video has the same pixel size and frame interval, the pooled ensemble MSD
-  (:func:`samem.stats.ensemble_msd` of all tracks together) with a power-law fit.
+- per particle: D from the α = 1 fit and α from the free fit of its time-averaged MSD,
+  ``MSD = 4 D t^α + offset`` by generalised least squares;
+- per video: ``D_mean`` / ``alpha_mean``, the means of those over the fitted particles with
+  their standard errors ``D_se`` / ``alpha_se`` (particle-to-particle spread / √n), and
+  ``D_ensemble`` / ``alpha_ensemble``, the fit of the ensemble MSD.
 
-A video without pixel size or frame interval is summarised in pixels and frames: D is then
-in px²/frame (``D_unit`` says which), and such videos are pooled only with each other.
+A video without pixel size or frame interval is computed in pixels and frames (unit scale 1):
+D is then in px²/frame, which ``D_unit`` states.
 """
 
 from __future__ import annotations
@@ -30,10 +28,9 @@ import pandas as pd
 from samem.errors import SamemError
 
 RESULTS = "results.h5"
-#: defaults of the statistics (overridden by the ``summary`` section of configs/batch.yaml)
-SUMMARY_DEFAULTS = {"max_lag_frames": 100, "min_track_frames": 5}
-#: columns of the per-particle table (D in the video's D unit)
-FIT_COLUMNS = ["particle", "n_frames", "D", "D_err", "alpha", "alpha_err"]
+#: per-particle columns kept for the statistics across videos (D in the video's D unit)
+FIT_COLUMNS = ["particle", "n_present", "D", "D_err", "alpha", "alpha_err", "fit_ok"]
+_FROM_STATS = {"D_nm2_s": "D", "D_err_nm2_s": "D_err"}
 
 
 @dataclass
@@ -57,7 +54,7 @@ class VideoResults:
 
     @property
     def units(self) -> dict[str, str]:
-        """Unit labels: ``length``, ``time`` and ``D`` (nm²/s, or px²/frame when uncalibrated)."""
+        """Unit labels: ``length``, ``time`` and ``D`` (nm^2/s, or px^2/frame when uncalibrated)."""
         length = "nm" if self.pixel_size_nm else "px"
         time = "s" if self.frame_interval_s else "frame"
         return {"length": length, "time": time, "D": f"{length}^2/{time}"}
@@ -109,83 +106,81 @@ def read_results(out_dir: str | Path) -> VideoResults:
     return VideoResults(tracks, pixel_size_nm, frame_interval_s, n_frames)
 
 
-def particle_fits(res: VideoResults, max_lag_frames: int = 100, min_track_frames: int = 5) -> pd.DataFrame:
-    """D (α = 1 fit) and α (free fit) of every particle tracked over at least ``min_track_frames``.
+def statistics(res: VideoResults | list[VideoResults], stats_config=None):
+    """:class:`samem.stats.Statistics` of one video, or of several with the same calibration pooled.
 
-    Returns
-    -------
-    DataFrame
-        ``particle, n_frames, D, D_err, alpha, alpha_err`` with D in ``res.units["D"]``;
-        NaN where a fit was impossible.
+    Particle ids are made distinct across videos. Returns None when there is no track.
     """
-    from samem.stats import imsd
-    from samem.stats.fit import fit_msd, select_lags
+    from samem.stats import compute_statistics
 
-    px, dt = res.scale
-    rows = []
-    counts = res.tracks.groupby("particle")["frame"].agg(["count", "min", "max"])
-    keep = counts.index[counts["count"] >= min_track_frames]
-    if len(keep) == 0:
+    many = res if isinstance(res, list) else [res]
+    parts, offset = [], 0
+    for r in many:
+        if len(r.tracks) == 0:
+            continue
+        t = r.tracks.copy()
+        if len(many) > 1:
+            ids, inverse = np.unique(t["particle"].to_numpy(), return_inverse=True)
+            t["particle"] = inverse + offset
+            offset += len(ids)
+        parts.append(t)
+    if not parts:
+        return None
+    px, dt = many[0].scale
+    return compute_statistics(pd.concat(parts, ignore_index=True), px, dt, stats_config)
+
+
+def particle_table(stats) -> pd.DataFrame:
+    """The per-particle fits of a :class:`samem.stats.Statistics`, columns :data:`FIT_COLUMNS`."""
+    if stats is None:
         return pd.DataFrame(columns=FIT_COLUMNS)
-    tracks = res.tracks[res.tracks["particle"].isin(keep)]
-    msd = imsd(tracks, max_lagtime=max_lag_frames, pixel_size_nm=px, frame_interval_s=dt)
-    lag_frames = np.rint(msd.index.to_numpy() / dt).astype(np.int64)
-    for pid in msd.columns:
-        span = int(counts.loc[pid, "max"] - counts.loc[pid, "min"] + 1)
-        lags = select_lags(span, max_lag_frames)
-        use = np.isin(lag_frames, lags)
-        curve = msd[pid].to_numpy()[use]
-        brownian = fit_msd(lag_frames[use], curve, dt, span, fixed_alpha=1.0)
-        free = fit_msd(lag_frames[use], curve, dt, span)
-        rows.append(
-            {
-                "particle": pid,
-                "n_frames": int(counts.loc[pid, "count"]),
-                "D": brownian.D,
-                "D_err": brownian.D_err,
-                "alpha": free.alpha,
-                "alpha_err": free.alpha_err,
-            }
-        )
-    return pd.DataFrame(rows, columns=FIT_COLUMNS)
-
-
-def _mean_se(values) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return math.nan, math.nan
-    se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
-    return float(np.mean(v)), se
+    table = stats.particles.rename(columns=_FROM_STATS)
+    return table[FIT_COLUMNS].reset_index(drop=True)
 
 
 def video_summary(out_dir: str | Path, config: dict | None = None) -> dict[str, Any]:
     """Summary row of one analysed video.
 
+    Parameters
+    ----------
+    out_dir : str or Path
+        The video's output folder.
+    config : dict, optional
+        The ``summary`` section of configs/batch.yaml; its ``stats`` entry (overrides of
+        configs/stats.yaml, or a YAML path) is passed to the statistics.
+
     Returns
     -------
     dict
         ``frames``, ``particles`` (tracked at least once), ``particles_fitted``,
-        ``pixel_size_nm``, ``frame_interval_s`` (None when unknown), ``D_unit``, ``D_mean``
-        and ``D_se`` (mean of per-particle D and its standard error), ``alpha_mean``,
-        ``alpha_se``, and ``particle_fits``: the per-particle table of :func:`particle_fits`
-        as a list of dicts (kept in the video's marker for the statistics across videos).
+        ``pixel_size_nm``, ``frame_interval_s`` (None when unknown), ``D_unit``,
+        ``D_mean``/``D_se``, ``alpha_mean``/``alpha_se``, ``D_ensemble``/``D_ensemble_err``,
+        ``alpha_ensemble``/``alpha_ensemble_err`` (NaN when nothing could be fitted), and
+        ``particle_fits``: :func:`particle_table` as a list of dicts (kept in the video's
+        marker for the statistics across videos).
     """
-    cfg = {**SUMMARY_DEFAULTS, **(config or {})}
     res = read_results(out_dir)
-    fits = particle_fits(res, int(cfg["max_lag_frames"]), int(cfg["min_track_frames"]))
-    d_mean, d_se = _mean_se(fits["D"]) if len(fits) else (math.nan, math.nan)
-    a_mean, a_se = _mean_se(fits["alpha"]) if len(fits) else (math.nan, math.nan)
+    stats = statistics(res, (config or {}).get("stats"))
+    ens = stats.summary["ensemble"] if stats is not None else {}
+
+    def num(key):
+        v = ens.get(key)
+        return float(v) if v is not None else math.nan
+
     return {
         "frames": res.n_frames,
         "particles": int(res.tracks["particle"].nunique()),
-        "particles_fitted": int(np.isfinite(fits["D"]).sum()) if len(fits) else 0,
+        "particles_fitted": int(ens.get("n_fitted_particles", 0)),
         "pixel_size_nm": res.pixel_size_nm,
         "frame_interval_s": res.frame_interval_s,
         "D_unit": res.units["D"],
-        "D_mean": d_mean,
-        "D_se": d_se,
-        "alpha_mean": a_mean,
-        "alpha_se": a_se,
-        "particle_fits": fits.to_dict(orient="records"),
+        "D_mean": num("D_mean_nm2_s"),
+        "D_se": num("D_sem_nm2_s"),
+        "alpha_mean": num("alpha_mean"),
+        "alpha_se": num("alpha_sem"),
+        "D_ensemble": num("D_nm2_s"),
+        "D_ensemble_err": num("D_err_nm2_s"),
+        "alpha_ensemble": num("alpha"),
+        "alpha_ensemble_err": num("alpha_err"),
+        "particle_fits": particle_table(stats).to_dict(orient="records"),
     }
