@@ -23,6 +23,8 @@ COMMANDS = [
     "plot",
     "serve",
     "replay",
+    "analyze",
+    "train",
 ]
 
 

@@ -1,0 +1,194 @@
+"""``samem analyze``: the live :class:`~samem.stream.session.Session` run over a video file.
+
+Outputs in one folder: ``results.h5`` (the recorder's layout, docs/architecture.md
+"Results"), ``tracks.csv`` (trackpy-style table, pixels), ``stats.json`` (statistics
+summary) and the standard figures (``trajectories``, ``msd``, ``vanhove``, ``vacf`` as PNG and
+SVG). Every file is written under a temporary name and renamed when complete; if the run
+fails, nothing it started is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from samem import __version__
+from samem.errors import SamemError
+from samem.io.readers import open_video
+from samem.io.recorder import Recorder
+from samem.stats.summary import write_stats
+from samem.stream.session import Session
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("results.h5", "tracks.csv", "stats.json")
+
+
+@dataclass
+class AnalyzeReport:
+    """What :func:`analyze_video` did: frames, particles, elapsed wall time (s), files written."""
+
+    frames: int
+    particles: int
+    elapsed_s: float
+    files: list[Path] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else math.nan
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def analyze_video(
+    source: str | Path,
+    out_dir: str | Path,
+    tracker,
+    settings: Mapping[str, Any],
+    boxes: tuple[int, Mapping[int, tuple]] | None = None,
+    auto_prompt: bool = False,
+    pixel_size_nm: float | None = None,
+    frame_interval_s: float | None = None,
+    save_frames: bool = False,
+    overwrite: bool = False,
+    plots: bool = True,
+    model_name: str = "unknown",
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> AnalyzeReport:
+    """Track every frame of a video file and write results, tracks, statistics and plots.
+
+    Parameters
+    ----------
+    source : str or Path
+        Anything :func:`samem.io.readers.open_video` opens.
+    out_dir : str or Path
+        Output folder (created).
+    tracker
+        A fresh :class:`samem.track.StreamingTracker` (or the same interface).
+    settings : mapping
+        Service settings (``configs/serve.yaml`` layout).
+    boxes : tuple (frame, {id: box}), optional
+        Box prompts (px) on a given frame.
+    auto_prompt : bool
+        Let the classical detector propose the boxes.
+    pixel_size_nm, frame_interval_s : float, optional
+        Override the file's calibration (nm/px, s).
+    save_frames : bool
+        Copy the raw frames into results.h5 (makes it re-analysable on its own).
+    overwrite : bool
+        Replace existing outputs in ``out_dir``.
+    plots : bool
+        Write the figures.
+    model_name : str
+        Stored in results.h5.
+    progress : callable, optional
+        Wraps the frame iterator (e.g. ``tqdm``).
+
+    Returns
+    -------
+    AnalyzeReport
+    """
+    import time
+
+    if boxes is None and not auto_prompt:
+        raise SamemError("nothing to track: give a boxes file (--boxes FILE) or --auto-prompt")
+    out = Path(out_dir)
+    existing = [name for name in OUTPUTS if (out / name).exists()]
+    if existing and not overwrite:
+        raise SamemError(f"{out} already holds {', '.join(existing)}; use --overwrite or another --out")
+    with open_video(source, pixel_size_nm, frame_interval_s) as reader:
+        if boxes is not None and boxes[0] >= len(reader):
+            raise SamemError(f"boxes are for frame {boxes[0]} but the video has {len(reader)} frames")
+        px, dt = reader.metadata["pixel_size_nm"], reader.metadata["frame_interval_s"]
+        session = Session(
+            tracker,
+            reader.frame_shape,
+            px,
+            dt,
+            settings,
+            boxes=boxes,
+            auto_prompt=auto_prompt,
+            keep_table=True,
+        )
+        if boxes is not None:
+            session.check_boxes(boxes[1])
+        out.mkdir(parents=True, exist_ok=True)
+        rec = settings["recording"]
+        recorder = Recorder(
+            out / "results.h5",
+            reader.frame_shape,
+            reader.dtype,
+            px,
+            dt,
+            save_frames=save_frames,
+            flush_every=max(int(rec["flush_every"]), 100),
+            compression=rec["compression"],
+            attrs={
+                "source": str(source),
+                "model": model_name,
+                "config_json": dict(settings),
+                "samem_version": __version__,
+            },
+            atomic=True,
+            overwrite=True,
+        )
+        written: list[Path] = []
+        t0 = time.monotonic()
+        try:
+            indices = range(len(reader))
+            for i in progress(indices) if progress else indices:
+                frame = reader[i]
+                ts = i * dt if dt else math.nan
+                result = session.process(i, frame, ts)
+                recorder.append(i, ts, result.labels, result.rows, frame if save_frames else None)
+            stats = session.statistics() if session.live.particles else None
+            written.append(recorder.close(stats_writer=(lambda f: write_stats(f, stats)) if stats else None))
+            table = session.table()
+            table.to_csv(out / "tracks.csv.part", index=False)
+            os.replace(out / "tracks.csv.part", out / "tracks.csv")
+            written.append(out / "tracks.csv")
+            if stats is not None:
+                summary = {**stats.summary, "calibrated": session.calibrated}
+            else:
+                summary = {
+                    "n_particles": 0,
+                    "calibrated": session.calibrated,
+                    "message": "no particle was tracked",
+                }
+            _atomic_text(out / "stats.json", json.dumps(summary, indent=1, allow_nan=False))
+            written.append(out / "stats.json")
+            if plots and stats is not None:
+                from samem.stats.plots import plot_all
+
+                written += plot_all(
+                    table,
+                    out,
+                    session.live.scale.pixel_size_nm,
+                    session.live.scale.frame_interval_s,
+                    config=session.stats_cfg,
+                    stats=stats,
+                    frame_shape=reader.frame_shape,
+                )
+        except BaseException:
+            recorder.abort()
+            for p in written:
+                Path(p).unlink(missing_ok=True)
+            raise
+    return AnalyzeReport(
+        frames=len(reader),
+        particles=int(summary.get("n_particles", 0)),
+        elapsed_s=time.monotonic() - t0,
+        files=[Path(p) for p in written],
+        summary=summary,
+    )
