@@ -24,7 +24,6 @@ COMMANDS = [
     "serve",
     "replay",
     "analyze",
-    "train",
 ]
 
 
