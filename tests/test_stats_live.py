@@ -58,6 +58,8 @@ def test_live_equals_batch_after_every_frame(seed):
         assert a.index.equals(b.index)
         _relclose(a, b)
         _relclose(live.ensemble_msd(), ensemble_msd(df, max_lag=L))
+        if f == T - 1:  # the FFT path agrees too (round-off ~1e-13)
+            _relclose(live.imsd(), imsd(df, max_lagtime=L, method="fft"))
         if f % 20 == 19:
             _relclose(live.vacf(6).drop(columns="n_pairs"), vacf(df, max_lag=6).drop(columns="n_pairs"))
             _relclose(live.displacement_moments([1, 3]), non_gaussian(df, [1, 3]))

@@ -251,10 +251,9 @@ def _fft_sums(pos: np.ndarray, frame: np.ndarray, L: int):
     return n, s1, np.maximum(s2, 0.0)
 
 
-#: particles whose frame span is at least this use the FFT path in ``method="auto"``
-FFT_MIN_SPAN = 2048
-#: and only when max_lag is at least this many frames (below it the direct sums are cheaper)
-FFT_MIN_LAG = 32
+#: ``method="auto"`` uses FFT for a particle when span x max_lag is at least this (measured break-even:
+#: one FFT costs about as much as 1e4 direct pair-lag sums)
+FFT_MIN_WORK = 10_000
 
 
 def lag_sums(
@@ -280,8 +279,8 @@ def lag_sums(
         ``"direct"`` sums the pairs lag by lag for all particles at once (O(rows·L));
         ``"fft"`` correlates each particle's positions and presence mask by FFT
         (O(span log span) per particle, same pair set, round-off ~1e-12 relative);
-        ``"auto"`` uses FFT for particles spanning at least ``FFT_MIN_SPAN`` frames when
-        ``max_lag >= FFT_MIN_LAG``.
+        ``"auto"`` uses FFT for particles with ``span * max_lag >= FFT_MIN_WORK``, where it
+        is faster.
     quartic_lags : iterable of int, optional
         Lags at which to compute ``s4`` (sum of ``|Δr|⁴``); default all lags.
     vacf_lags : int, optional
@@ -304,8 +303,8 @@ def lag_sums(
     use_fft = np.zeros(P, bool)
     if method == "fft":
         use_fft[:] = True
-    elif method == "auto" and L >= FFT_MIN_LAG:
-        use_fft = span >= FFT_MIN_SPAN
+    elif method == "auto":
+        use_fft = span * L >= FFT_MIN_WORK
     if quartic_lags is None:
         quartic_lags = range(1, L + 1)
     quartic = sorted({int(k) for k in quartic_lags if 1 <= k <= L})
