@@ -1,0 +1,191 @@
+"""Speed and memory of samem's StreamingTracker against sam2's official video predictor.
+
+Every case runs in its own subprocess (clean peak RSS) on the same synthetic LPTEM video
+(``samem.synthetic`` preset ``medium``, 1024 x 1024 uint8, boxes of the first frame's
+particles) with seeded random weights (speed does not depend on the weights).
+
+Cases (``--cases``):
+  roi-compact    samem ROI mode, samem_compact (the CPU real-time design)
+  full-compact   samem full-frame mode, samem_compact (frame resized to 256)
+  full-t         samem full-frame mode, sam2.1_hiera_t at 1024
+  official-t     sam2 SAM2VideoPredictor.propagate_in_video, sam2.1_hiera_t at 1024, fed
+                 the same preprocessed frames (its frame loader is patched; it holds the
+                 whole video in memory, as it does for a folder of JPEGs)
+
+Per case: frames/s (1 / mean step latency), step latency p50/p99 (ms; the prompted first
+frame and ``--warmup`` frames excluded), peak RSS (MiB, ``ru_maxrss``), and RSS growth
+between the end of warm-up and the last frame.
+
+Usage::
+
+    .venv/bin/python bench/bench_tracker.py --threads 2 --objects 1 4 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+CASES = {
+    "roi-compact": ("samem", "roi", "samem_compact"),
+    "full-compact": ("samem", "full", "samem_compact"),
+    "full-t": ("samem", "full", "sam2.1_hiera_t"),
+    "official-t": ("official", "full", "sam2.1_hiera_t"),
+}
+
+
+def _video_params(frames: int, seed: int):
+    from samem.synthetic import SynthParams
+
+    return SynthParams.from_preset("medium", frames=frames, size=1024, seed=seed)
+
+
+def _boxes(labels0: np.ndarray, n: int) -> dict[int, tuple[float, float, float, float]]:
+    ids = [i for i in np.unique(labels0) if i != 0][:n]
+    if len(ids) < n:
+        raise SystemExit(f"only {len(ids)} particles visible in frame 0, asked for {n}")
+    boxes = {}
+    for pid in ids:
+        rows, cols = np.nonzero(labels0 == pid)
+        boxes[int(pid)] = (float(cols.min()), float(rows.min()), float(cols.max() + 1), float(rows.max() + 1))
+    return boxes
+
+
+def _rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _summary(latencies_s: list[float], warmup: int, rss_after_warmup: float) -> dict:
+    steps = np.asarray(latencies_s[warmup:]) * 1e3
+    return {
+        "frames_timed": int(steps.size),
+        "fps": float(1e3 / steps.mean()),
+        "p50_ms": float(np.percentile(steps, 50)),
+        "p99_ms": float(np.percentile(steps, 99)),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_growth_mib": _rss_mib() - rss_after_warmup,
+    }
+
+
+def run_samem(mode: str, config: str, n_obj: int, frames: int, warmup: int, seed: int) -> dict:
+    from samem.model import build_model
+    from samem.synthetic import iter_frames
+    from samem.track import StreamingTracker
+
+    model = build_model(config, "cpu", seed=seed)
+    tracker = StreamingTracker(model, mode=mode)
+    latencies, rss_warm = [], _rss_mib()
+    for t, (frame, labels, _) in enumerate(iter_frames(_video_params(frames, seed), workers=1)):
+        tic = time.perf_counter()
+        if t == 0:
+            tracker.start(frame, _boxes(labels, n_obj))
+            start_s = time.perf_counter() - tic
+            continue
+        tracker.step(frame)
+        latencies.append(time.perf_counter() - tic)
+        if t == warmup:
+            rss_warm = _rss_mib()
+    return {"start_s": start_s, **_summary(latencies, warmup, rss_warm)}
+
+
+def run_official(config: str, n_obj: int, frames: int, warmup: int, seed: int) -> dict:
+    import torch
+
+    import sam2.sam2_video_predictor as svp
+    from samem.model import build_model
+    from samem.synthetic import generate
+    from samem.track.preprocess import normalize_frame, resize_square, to_model_input
+
+    model = build_model(config, "cpu", seed=seed, target="sam2.sam2_video_predictor.SAM2VideoPredictor")
+    video = generate(_video_params(frames, seed), workers=1)
+    size = model.image_size
+    tic = time.perf_counter()
+    images = torch.cat([to_model_input(resize_square(normalize_frame(f)[0], size)) for f in video.frames])
+    h, w = video.frames.shape[1:]
+    svp.load_video_frames = lambda **kwargs: (images, h, w)  # the predictor's own loader reads JPEG folders
+    state = model.init_state(video_path="<preprocessed>")
+    for oid, box in _boxes(video.labels[0], n_obj).items():
+        model.add_new_points_or_box(state, frame_idx=0, obj_id=oid, box=box)
+    start_s = time.perf_counter() - tic
+    latencies, rss_warm = [], _rss_mib()
+    tic = time.perf_counter()
+    for t, _, _ in model.propagate_in_video(state):
+        if t == 0:
+            tic = time.perf_counter()
+            continue
+        latencies.append(time.perf_counter() - tic)
+        tic = time.perf_counter()
+        if t == warmup:
+            rss_warm = _rss_mib()
+    return {"start_s": start_s, **_summary(latencies, warmup, rss_warm)}
+
+
+def _one(args) -> None:
+    import cv2
+    import torch
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    kind, mode, config = CASES[args.one]
+    with torch.inference_mode():
+        if kind == "samem":
+            res = run_samem(mode, config, args.objects[0], args.frames, args.warmup, args.seed)
+        else:
+            res = run_official(config, args.objects[0], args.frames, args.warmup, args.seed)
+    print(json.dumps({"case": args.one, "config": config, "objects": args.objects[0], "threads": args.threads, **res}))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--objects", nargs="+", type=int, default=[1, 4])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=200, help="frames per samem compact case")
+    ap.add_argument("--slow-frames", type=int, default=12, help="frames per Hiera-T case (seconds each)")
+    ap.add_argument("--warmup", type=int, default=5, help="step frames excluded from the statistics")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="append result lines to this file")
+    ap.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
+    ap.add_argument("--one", choices=list(CASES), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        _one(args)
+        return 0
+    rows = []
+    for case in args.cases:
+        frames = args.slow_frames if case.endswith("-t") else args.frames
+        warmup = min(args.warmup, max(frames - 4, 0))
+        for n in args.objects:
+            cmd = [sys.executable, __file__, "--one", case, "--objects", str(n), "--threads", str(args.threads),
+                   "--frames", str(frames), "--warmup", str(warmup), "--seed", str(args.seed)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                print(out.stderr[-2000:], file=sys.stderr)
+                return out.returncode
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.json:
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    if args.markdown:
+        print("\n| case | config | objects | frames timed | fps | p50 ms | p99 ms | peak RSS MiB | RSS growth MiB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['case']} | {r['config']} | {r['objects']} | {r['frames_timed']} | {r['fps']:.2f} | "
+                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['peak_rss_mib']:.0f} | {r['rss_growth_mib']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

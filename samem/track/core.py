@@ -1,0 +1,156 @@
+"""One SAM 2 propagation step for a batch of objects, reusable with gradients for training.
+
+This is SAM 2's own ``track_step`` (``SAM2Base._track_step`` + ``_encode_memory_in_output``:
+memory attention over spatial memories and object pointers, prompt encoder, mask decoder,
+object score, memory encoder), fed from :class:`samem.track.memory.ObjectMemory` banks
+instead of a whole-video output dict. It also returns the IoU predictions that sam2's public
+``track_step`` drops. Nothing here switches off autograd: :class:`StreamingTracker` wraps it in
+``torch.inference_mode``, training calls it as is (with ``memory_dtype=None``).
+
+Coordinates of box prompts are pixels of the model input (``0 .. model.image_size``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from samem.track.memory import MemoryEntry, ObjectMemory, stack_output_dict
+
+#: stands for "the stream has no known length" in sam2's ``num_frames`` arguments
+UNBOUNDED_FRAMES = 2**31 - 1
+
+
+@dataclass
+class Features:
+    """Backbone features of a batch of model inputs, flattened as SAM 2 uses them.
+
+    Attributes
+    ----------
+    vision_feats : list of torch.Tensor
+        Per feature level (high-res first), ``(h * w, B, C)``.
+    vision_pos : list of torch.Tensor
+        Matching positional encodings.
+    feat_sizes : list of tuple of int
+        ``(h, w)`` of each level.
+    """
+
+    vision_feats: list[torch.Tensor]
+    vision_pos: list[torch.Tensor]
+    feat_sizes: list[tuple[int, int]]
+
+    @property
+    def batch_size(self) -> int:
+        return self.vision_feats[-1].shape[1]
+
+    def take(self, index: list[int]) -> Features:
+        """The features of the batch entries ``index`` (in that order)."""
+        idx = torch.as_tensor(index, device=self.vision_feats[-1].device)
+        pick = [x.index_select(1, idx) for x in self.vision_feats]
+        return Features(pick, [p.index_select(1, idx) for p in self.vision_pos], self.feat_sizes)
+
+    def expand(self, n: int) -> Features:
+        """Repeat a single image's features for ``n`` objects (no copy)."""
+        grow = [x.expand(-1, n, -1) for x in self.vision_feats]
+        return Features(grow, [p.expand(-1, n, -1) for p in self.vision_pos], self.feat_sizes)
+
+
+def encode_images(model: torch.nn.Module, images: torch.Tensor) -> Features:
+    """Run the image encoder (Hiera + FPN) on standardised inputs ``(B, 3, S, S)``."""
+    backbone_out = model.forward_image(images)
+    _, feats, pos, sizes = model._prepare_backbone_features(backbone_out)
+    return Features(feats, pos, sizes)
+
+
+@dataclass
+class StepOutput:
+    """Result of :func:`track_step` for a batch of ``B`` objects.
+
+    Attributes
+    ----------
+    low_res_logits : torch.Tensor
+        Mask logits ``(B, 1, S/4, S/4)`` on the model input (``-1024`` where SAM 2 judged the
+        object absent).
+    high_res_logits : torch.Tensor
+        The same upsampled to ``(B, 1, S, S)``.
+    iou : torch.Tensor
+        Predicted IoU of the chosen mask, ``(B,)``.
+    object_score_logits : torch.Tensor
+        Object-present logits ``(B,)``; > 0 means present.
+    entries : list of MemoryEntry
+        The new memory of each object, spatial features cast to ``memory_dtype``.
+    """
+
+    low_res_logits: torch.Tensor
+    high_res_logits: torch.Tensor
+    iou: torch.Tensor
+    object_score_logits: torch.Tensor
+    entries: list[MemoryEntry]
+
+
+def box_prompts(boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+    """SAM 2 point inputs for boxes ``(B, 4)`` as ``x0, y0, x1, y1`` (corner labels 2 and 3)."""
+    coords = boxes.reshape(-1, 2, 2).float()
+    labels = torch.tensor([[2, 3]], dtype=torch.int32, device=boxes.device).expand(coords.shape[0], 2)
+    return {"point_coords": coords, "point_labels": labels}
+
+
+def track_step(
+    model: torch.nn.Module,
+    features: Features,
+    memories: list[ObjectMemory],
+    frame_idx: int,
+    boxes: torch.Tensor | None = None,
+    memory_dtype: torch.dtype | None = torch.bfloat16,
+) -> StepOutput:
+    """Segment ``B`` objects on one frame and encode their new memories.
+
+    Parameters
+    ----------
+    model
+        A ``SAM2Base`` (or subclass).
+    features
+        Image features with batch size ``B`` (one crop per object, or one frame expanded).
+    memories
+        The ``B`` objects' memory banks; they must share one layout unless ``boxes`` is given.
+    frame_idx
+        Index of this frame in the stream (used for temporal encodings, differences only).
+    boxes
+        ``(B, 4)`` box prompts in model-input pixels: the frame becomes a conditioning
+        frame decoded without memory (as SAM 2 does on a first prompt). ``None``: propagate.
+    memory_dtype
+        Storage dtype of the new spatial memory (sam2's video predictor uses bfloat16);
+        ``None`` keeps the computed dtype and the autograd graph.
+    """
+    prompted = boxes is not None
+    point_inputs = box_prompts(boxes) if prompted else None
+    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    if not prompted:
+        output_dict = stack_output_dict(memories)
+    current_out, sam_outputs, _, _ = model._track_step(
+        frame_idx,
+        prompted,
+        features.vision_feats,
+        features.vision_pos,
+        features.feat_sizes,
+        point_inputs,
+        None,
+        output_dict,
+        UNBOUNDED_FRAMES,
+        False,
+        None,
+    )
+    _, _, ious, low_res, high_res, obj_ptr, score_logits = sam_outputs
+    model._encode_memory_in_output(
+        features.vision_feats, features.feat_sizes, point_inputs, True, high_res, score_logits, current_out
+    )
+    feats = current_out["maskmem_features"]
+    if memory_dtype is not None:
+        feats = feats.to(memory_dtype)
+    pos = current_out["maskmem_pos_enc"][-1]
+    entries = [
+        MemoryEntry(feats[i : i + 1], pos[i : i + 1], obj_ptr[i : i + 1], score_logits[i : i + 1])
+        for i in range(feats.shape[0])
+    ]
+    return StepOutput(low_res, high_res, ious.max(dim=1).values, score_logits[:, 0], entries)

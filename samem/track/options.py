@@ -1,0 +1,95 @@
+"""Settings of :class:`samem.track.StreamingTracker`.
+
+Precedence (last wins): the defaults below, the ``tracker:`` and ``preprocess:`` sections of
+the model's config (``configs/model/*.yaml``, also stored in samem checkpoints), then
+arguments given to the tracker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from samem.errors import SamemError
+
+MODES = ("roi", "full")
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """Tracker settings (units in the names; pixels are native frame pixels).
+
+    Attributes
+    ----------
+    mode
+        ``"roi"``: one square window per object around its predicted position, cut at
+        native resolution and resized to the model's input (all windows encoded as one
+        batch). ``"full"``: the whole frame resized to the model's input, as sam2's video
+        predictor does.
+    crop_size_px
+        Smallest ROI window side in frame pixels; ``None`` = the model's image size (native
+        resolution).
+    context
+        ROI policy for large objects: the window side is
+        ``max(crop_size_px, context * longest side of the prompt box)``; larger windows are
+        downsampled to the model's input. The side is fixed when the object is prompted so that
+        its memory always sees it at one scale.
+    velocity_gain
+        ROI window centre for the next frame = last centroid + ``velocity_gain`` x last
+        displacement (0: last centroid; Brownian particles have no useful velocity). An absent
+        object's window stays where it was last seen.
+    max_cond_frames
+        Conditioning (prompted) frames kept per object; the most recent win.
+    clear_memory_on_prompt
+        A correcting prompt on a tracked object also forgets its recent (non-prompted) memory.
+    memory_dtype
+        Storage dtype of spatial memories, ``"bfloat16"`` (as sam2's predictor) or ``"float32"``.
+    num_threads
+        ``torch.set_num_threads`` value applied when the tracker is created (``None``: leave).
+    cuda_bf16
+        On CUDA, run under ``torch.autocast(dtype=torch.bfloat16)``. CPU always runs fp32.
+    low_percentile, high_percentile
+        Intensity normalisation (:func:`samem.track.preprocess.normalize_frame`); from the
+        model config's ``preprocess:`` section so tracking matches training.
+    """
+
+    mode: str = "roi"
+    crop_size_px: int | None = None
+    context: float = 3.0
+    velocity_gain: float = 0.0
+    max_cond_frames: int = 4
+    clear_memory_on_prompt: bool = True
+    memory_dtype: str = "bfloat16"
+    num_threads: int | None = None
+    cuda_bf16: bool = True
+    low_percentile: float = 0.5
+    high_percentile: float = 99.5
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise SamemError(f"tracker mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.crop_size_px is not None and self.crop_size_px < 16:
+            raise SamemError(f"crop_size_px {self.crop_size_px} is too small (at least 16 px)")
+        if self.context <= 0:
+            raise SamemError(f"context {self.context} must be positive")
+        if self.max_cond_frames < 1:
+            raise SamemError("max_cond_frames must be at least 1")
+        if self.memory_dtype not in ("bfloat16", "float32"):
+            raise SamemError(f"memory_dtype {self.memory_dtype!r} is not 'bfloat16' or 'float32'")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise SamemError("num_threads must be at least 1")
+        if not 0 <= self.low_percentile < self.high_percentile <= 100:
+            raise SamemError("need 0 <= low_percentile < high_percentile <= 100")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None, **overrides: Any) -> TrackerOptions:
+        """Options from a model config's ``tracker``/``preprocess`` sections plus overrides."""
+        config = config or {}
+        values = {**dict(config.get("tracker") or {}), **dict(config.get("preprocess") or {})}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SamemError(f"unknown tracker options {unknown}; known: {sorted(known)}")
+        return replace(cls(), **values)

@@ -1,0 +1,90 @@
+"""Square windows in frame pixels: cutting model inputs, mapping boxes, pasting masks back.
+
+Conventions: x = column, y = row. A window ``(x0, y0, side)`` covers the pixel index ranges
+``x0 .. x0 + side - 1`` and ``y0 .. y0 + side - 1`` and may extend past the frame; the part
+outside is filled with the frame's background level (never mirrored, which would duplicate
+particles). Boxes are ``(x0, y0, x1, y1)`` in continuous pixel coordinates where pixel
+``(r, c)`` covers ``[c, c + 1) x [r, r + 1)``, as SAM 2 reads box prompts; centroids are mean
+pixel indices (trackpy's convention: the centre of pixel ``(r, c)`` is ``x = c, y = r``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from samem.track.preprocess import Levels, apply_levels, resize_square
+
+
+@dataclass(frozen=True)
+class Window:
+    """A square window of ``side`` frame pixels with top-left pixel ``(x0, y0)``."""
+
+    x0: int
+    y0: int
+    side: int
+
+    @classmethod
+    def around(cls, cx: float, cy: float, side: int) -> Window:
+        """The window of ``side`` px whose centre is nearest to ``(cx, cy)`` (continuous coords)."""
+        return cls(int(math.floor(cx - side / 2 + 0.5)), int(math.floor(cy - side / 2 + 0.5)), int(side))
+
+    def box_to_input(self, box: np.ndarray, size: int) -> np.ndarray:
+        """Map a box ``(x0, y0, x1, y1)`` from frame pixels to the model input of ``size`` px."""
+        scale = size / self.side
+        return (np.asarray(box, dtype=np.float64) - [self.x0, self.y0, self.x0, self.y0]) * scale
+
+
+def window_side(box: np.ndarray, crop_size_px: int, context: float) -> int:
+    """ROI side for an object prompted with ``box``: ``max(crop_size_px, context * box side)``."""
+    longest = max(box[2] - box[0], box[3] - box[1])
+    return int(max(crop_size_px, math.ceil(context * longest)))
+
+
+def cut(gray: np.ndarray, window: Window, size: int, levels: Levels) -> np.ndarray:
+    """The window's content of a grayscale frame, normalised with the frame's ``levels``,
+    padded with the normalised background, resized to ``size`` x ``size`` px (float32)."""
+    h, w = gray.shape
+    out = np.full((window.side, window.side), levels.background, dtype=np.float32)
+    ys, ye = max(window.y0, 0), min(window.y0 + window.side, h)
+    xs, xe = max(window.x0, 0), min(window.x0 + window.side, w)
+    if ys < ye and xs < xe:
+        region = gray[ys:ye, xs:xe]
+        out[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0] = apply_levels(region, levels)
+    return resize_square(out, size)
+
+
+def logits_to_mask(low_res_logits: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Upsample one object's ``(1, 1, h, w)`` mask logits bilinearly and threshold at 0."""
+    up = F.interpolate(low_res_logits.float(), size=(height, width), mode="bilinear", align_corners=False)
+    return (up[0, 0] > 0).cpu().numpy()
+
+
+def paste(window_mask: np.ndarray, window: Window, frame_shape: tuple[int, int]) -> np.ndarray:
+    """Place a ``side x side`` window mask into an all-False frame-sized mask (clipped)."""
+    h, w = frame_shape
+    full = np.zeros((h, w), dtype=bool)
+    ys, ye = max(window.y0, 0), min(window.y0 + window.side, h)
+    xs, xe = max(window.x0, 0), min(window.x0 + window.side, w)
+    if ys < ye and xs < xe:
+        full[ys:ye, xs:xe] = window_mask[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0]
+    return full
+
+
+def mask_geometry(mask: np.ndarray) -> tuple[tuple[float, float], tuple[int, int, int, int]] | None:
+    """Centroid ``(x, y)`` (mean pixel indices) and box ``(x0, y0, x1, y1)`` of a mask, or ``None``.
+
+    The box is exclusive at the high end: ``mask[y0:y1, x0:x1]`` holds every True pixel.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    yy, xx = np.nonzero(mask[y0:y1, x0:x1])
+    centroid = (float(xx.mean() + x0), float(yy.mean() + y0))
+    return centroid, (int(x0), int(y0), int(x1), int(y1))

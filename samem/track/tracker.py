@@ -1,0 +1,294 @@
+"""``StreamingTracker``: SAM 2 memory propagation one frame at a time, with bounded state.
+
+Per frame: measure the frame's intensity levels (:mod:`samem.track.preprocess`); cut and
+normalise one window per object (ROI mode, :mod:`samem.track.roi`) or normalise and resize
+the whole frame (full mode); encode all inputs as
+one batch; run SAM 2's track step (:mod:`samem.track.core`) for each group of objects whose
+memories share a layout; paste masks back into frame coordinates; prune every object's memory
+to what the next frame needs (:mod:`samem.track.memory`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from samem.errors import SamemError
+from samem.track.core import encode_images, track_step
+from samem.track.memory import ObjectMemory
+from samem.track.options import TrackerOptions
+from samem.track.preprocess import (
+    Levels,
+    apply_levels,
+    intensity_levels,
+    resize_square,
+    to_gray,
+    to_model_input,
+)
+from samem.track.roi import Window, cut, logits_to_mask, mask_geometry, paste, window_side
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """One object on one frame.
+
+    Attributes
+    ----------
+    mask : np.ndarray
+        bool ``(H, W)`` in the input frame's pixels (all False when absent).
+    score : float
+        Probability that the object is visible, ``sigmoid`` of SAM 2's object score.
+    present : bool
+        SAM 2 judged the object present (score > 0.5) and its mask is not empty.
+    centroid : tuple of float
+        ``(x, y)`` mean pixel indices of the mask (px); ``(nan, nan)`` when absent.
+    bbox : tuple of int or None
+        ``(x0, y0, x1, y1)`` px with ``mask[y0:y1, x0:x1]`` holding the mask; ``None`` when absent.
+    iou : float
+        SAM 2's predicted IoU of the mask (mask quality estimate, 0–1).
+    """
+
+    mask: np.ndarray
+    score: float
+    present: bool
+    centroid: tuple[float, float]
+    bbox: tuple[int, int, int, int] | None
+    iou: float
+
+
+@dataclass
+class _Object:
+    memory: ObjectMemory
+    side: int  # ROI window side, frame px
+    centre: tuple[float, float]  # next ROI window centre, continuous frame coordinates
+    last: tuple[float, float] | None = None  # last centroid seen (continuous coordinates)
+
+
+class StreamingTracker:
+    """Track prompted objects through an endless stream of frames with SAM 2 memory.
+
+    Parameters
+    ----------
+    model
+        A SAM 2 model from :func:`samem.load_model` / :func:`samem.model.build_model`.
+    mode
+        ``"roi"`` or ``"full"`` (see :class:`TrackerOptions`); ``None``: the model config's.
+    **options
+        Any other :class:`TrackerOptions` field (``crop_size_px``, ``num_threads``, ...).
+
+    Examples
+    --------
+    >>> tracker = StreamingTracker(samem.load_model(), mode="roi")
+    >>> results = tracker.start(frame0, {1: (40, 52, 60, 71)})
+    >>> for frame in stream:
+    ...     results = tracker.step(frame)  # {1: ObjectResult(mask, score, present, ...)}
+    """
+
+    def __init__(self, model: torch.nn.Module, mode: str | None = None, **options):
+        self.options = TrackerOptions.from_config(getattr(model, "samem_config", None), mode=mode, **options)
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self.input_size = int(model.image_size)
+        if self.options.num_threads is not None:
+            torch.set_num_threads(self.options.num_threads)
+        self._memory_dtype = torch.bfloat16 if self.options.memory_dtype == "bfloat16" else torch.float32
+        self._crop_px = self.options.crop_size_px or self.input_size
+        self.reset()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def mode(self) -> str:
+        return self.options.mode
+
+    @property
+    def object_ids(self) -> list[Hashable]:
+        """Ids of the objects being tracked."""
+        return list(self._objects)
+
+    @property
+    def frame_index(self) -> int:
+        """Index of the last processed frame (-1 before the first)."""
+        return self._frame_idx
+
+    def reset(self) -> None:
+        """Forget all objects and the stream's frame size."""
+        self._objects: dict[Hashable, _Object] = {}
+        self._frame_idx = -1
+        self._shape: tuple[int, int] | None = None
+        self._pos_cache: dict[tuple, torch.Tensor] = {}
+
+    def start(
+        self, frame: np.ndarray, boxes: Mapping[Hashable, Sequence[float]]
+    ) -> dict[Hashable, ObjectResult]:
+        """Begin a new stream on ``frame`` with box prompts ``{object id: (x0, y0, x1, y1)}`` (px)."""
+        if not boxes:
+            raise SamemError("start needs at least one box prompt {object id: (x0, y0, x1, y1)}")
+        self.reset()
+        return self.step(frame, boxes)
+
+    def step(
+        self, frame: np.ndarray, prompts: Mapping[Hashable, Sequence[float]] | None = None
+    ) -> dict[Hashable, ObjectResult]:
+        """Process the next frame; ``prompts`` add new objects or correct existing ones here.
+
+        Returns
+        -------
+        dict
+            Object id → :class:`ObjectResult` for every tracked object.
+        """
+        if self._shape is None and not prompts:
+            raise SamemError("no objects yet: call start(frame, boxes) first")
+        opts = self.options
+        gray = to_gray(frame)
+        if self._shape is not None and gray.shape != self._shape:
+            raise SamemError(f"frame size {gray.shape} differs from this stream's {self._shape}")
+        boxes = {oid: self._check_box(oid, box, gray.shape) for oid, box in (prompts or {}).items()}
+        levels = intensity_levels(gray, opts.low_percentile, opts.high_percentile)
+        self._shape = gray.shape
+        self._frame_idx += 1
+        for oid, box in boxes.items():
+            self._prompt(oid, box)
+        if not self._objects:
+            return {}
+        with torch.inference_mode(), self._autocast():
+            return self._run(gray, levels, boxes)
+
+    def remove(self, obj_id: Hashable) -> None:
+        """Stop tracking an object and free its memory."""
+        if obj_id not in self._objects:
+            raise SamemError(f"object {obj_id!r} is not tracked (tracked: {self.object_ids})")
+        del self._objects[obj_id]
+
+    def state_nbytes(self) -> int:
+        """Bytes of tensors held in all objects' memories."""
+        return sum(o.memory.nbytes() for o in self._objects.values())
+
+    # ------------------------------------------------------------------ internals
+    def _autocast(self):
+        if self.device.type == "cuda" and self.options.cuda_bf16:  # pragma: no cover - no GPU in CI
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def _check_box(obj_id, box, shape) -> np.ndarray:
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+        if b.size != 4 or not np.isfinite(b).all():
+            raise SamemError(f"box of object {obj_id!r} must be 4 finite numbers x0, y0, x1, y1; got {box!r}")
+        h, w = shape
+        clipped = np.clip(b, 0, [w, h, w, h])
+        if not (clipped[2] > clipped[0] and clipped[3] > clipped[1]):
+            raise SamemError(f"box {tuple(b)} of object {obj_id!r} is empty or outside the {w} x {h} frame")
+        return clipped
+
+    def _prompt(self, obj_id, box: np.ndarray) -> None:
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        side = window_side(box, self._crop_px, self.options.context)
+        obj = self._objects.get(obj_id)
+        if obj is None:
+            m = self.model
+            memory = ObjectMemory(
+                m.num_maskmem,
+                m.max_obj_ptrs_in_encoder,
+                self.options.max_cond_frames,
+                m.memory_temporal_stride_for_eval,
+            )
+            self._objects[obj_id] = _Object(memory, side, centre)
+            return
+        if self.options.clear_memory_on_prompt:
+            obj.memory.clear_recent()
+        obj.side, obj.centre, obj.last = side, centre, None
+
+    def _encode(self, gray: np.ndarray, levels: Levels, ids: list) -> tuple:
+        size = self.input_size
+        if self.mode == "full":
+            inputs = [resize_square(apply_levels(gray, levels), size)]
+            windows = None
+        else:
+            windows = {oid: Window.around(*self._objects[oid].centre, self._objects[oid].side) for oid in ids}
+            inputs = [cut(gray, windows[oid], size, levels) for oid in ids]
+        return encode_images(self.model, to_model_input(inputs, self.device)), windows
+
+    def _groups(self, ids: list, boxes: Mapping) -> list[tuple[list, bool]]:
+        groups: dict[tuple, list] = {}
+        for oid in ids:
+            key = ("prompt",) if oid in boxes else self._objects[oid].memory.layout()
+            groups.setdefault(key, []).append(oid)
+        return [(members, key == ("prompt",)) for key, members in groups.items()]
+
+    def _run(self, gray: np.ndarray, levels: Levels, boxes: Mapping) -> dict[Hashable, ObjectResult]:
+        ids = list(self._objects)
+        feats, windows = self._encode(gray, levels, ids)
+        raw = {}
+        for members, prompted in self._groups(ids, boxes):
+            if windows is None:
+                group_feats = feats.expand(len(members))
+            else:
+                group_feats = feats.take([ids.index(o) for o in members])
+            box_t = self._input_boxes(members, boxes, windows, gray.shape) if prompted else None
+            memories = [self._objects[o].memory for o in members]
+            out = track_step(self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype)
+            for i, oid in enumerate(members):
+                self._remember(oid, out.entries[i], prompted)
+                raw[oid] = (
+                    out.low_res_logits[i : i + 1],
+                    float(out.object_score_logits[i]),
+                    float(out.iou[i]),
+                )
+        results = {}
+        for oid in ids:
+            obj = self._objects[oid]
+            obj.memory.prune(self._frame_idx + 1)
+            results[oid] = self._result(obj, *raw[oid], windows[oid] if windows else None, gray.shape)
+        return results
+
+    def _input_boxes(self, members: list, boxes: Mapping, windows, shape) -> torch.Tensor:
+        """Box prompts of ``members`` in model-input pixels."""
+        size = self.input_size
+        if windows is None:
+            h, w = shape
+            scaled = [boxes[o] * np.array([size / w, size / h, size / w, size / h]) for o in members]
+        else:
+            scaled = [windows[o].box_to_input(boxes[o], size) for o in members]
+        return torch.tensor(np.array(scaled), dtype=torch.float32, device=self.device)
+
+    def _remember(self, obj_id, entry, prompted: bool) -> None:
+        """Store a new memory entry, sharing one positional-encoding tensor per shape."""
+        pos = entry.maskmem_pos_enc
+        shared = self._pos_cache.setdefault(tuple(pos.shape), pos.clone())
+        self._objects[obj_id].memory.add(self._frame_idx, replace(entry, maskmem_pos_enc=shared), prompted)
+
+    def _result(self, obj: _Object, logits, score_logit: float, iou: float, window, shape) -> ObjectResult:
+        h, w = shape
+        if window is None:
+            mask = logits_to_mask(logits, h, w)
+            geometry = mask_geometry(mask) if score_logit > 0 else None
+        else:
+            mask = paste(logits_to_mask(logits, window.side, window.side), window, shape)
+            ys, xs = max(window.y0, 0), max(window.x0, 0)
+            local = mask_geometry(mask[ys : window.y0 + window.side, xs : window.x0 + window.side])
+            geometry = None
+            if local is not None and score_logit > 0:
+                (cx, cy), (x0, y0, x1, y1) = local
+                geometry = (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)
+        score = 1.0 / (1.0 + math.exp(-score_logit))
+        if geometry is None:
+            return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
+        centroid, bbox = geometry
+        self._update_centre(obj, centroid, shape)
+        return ObjectResult(mask, score, True, centroid, bbox, iou)
+
+    def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
+        now = (centroid[0] + 0.5, centroid[1] + 0.5)  # pixel indices -> continuous coordinates
+        gain = self.options.velocity_gain
+        if obj.last is not None and gain:
+            now_pred = (now[0] + gain * (now[0] - obj.last[0]), now[1] + gain * (now[1] - obj.last[1]))
+        else:
+            now_pred = now
+        h, w = shape
+        obj.centre = (min(max(now_pred[0], 0.0), w), min(max(now_pred[1], 0.0), h))
+        obj.last = now
