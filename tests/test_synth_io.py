@@ -174,3 +174,11 @@ def test_cli_writes_and_summarises(tmp_path, capsys):
         == 0
     )
     assert (tmp_path / "ds" / "Annotations" / "ds" / "00001.png").is_file()
+
+
+def test_video_without_particles_is_still_a_valid_file(tmp_path):
+    p = tiny(n_particles=0)
+    truth = read_truth(write_h5(generate(p, workers=1), tmp_path / "empty.h5"))
+    assert len(truth.tracks) == 0 and len(truth.particles) == 0 and np.isnan(truth.snr).all()
+    with h5py.File(tmp_path / "empty.h5", "r") as f:
+        assert f["frames"].shape == (3, 96, 96) and not f["truth/labels"][()].any()

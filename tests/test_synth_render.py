@@ -145,7 +145,7 @@ def test_shot_noise_has_poisson_mean_and_variance(mode):
     n = e.size
     var_q = 1 / 12 / 16**2  # rounding to ADU
     assert abs(e.mean() - lam_value) < 4 * np.sqrt(lam_value / n)
-    # sample variance of n iid values: se = sqrt(2/(n-1)) var for Gaussian-like data (plus excess kurtosis 1/lam)
+    # se of the sample variance of n iid values: var sqrt((2 + excess kurtosis) / (n - 1)), kurtosis 1/lam
     se = np.sqrt((2 + 1 / lam_value) / (n - 1)) * lam_value
     assert abs(e.var() - lam_value - var_q) < 4 * se
     skew = ((e - e.mean()) ** 3).mean() / e.var() ** 1.5

@@ -143,7 +143,8 @@ def summary(video_params, particles, snr: np.ndarray, out: Path, seconds: float)
     ]
     for r in particles.itertuples():
         lines.append(
-            f"  {r.particle:>3} {r.shape:<8}{r.size_nm:>8.1f} {r.motion:<10}{r.D_nm2_s:>10.1f}{r.alpha:>7.2f}  {r.contrast}"
+            f"  {r.particle:>3} {r.shape:<8}{r.size_nm:>8.1f} {r.motion:<10}{r.D_nm2_s:>10.1f}"
+            f"{r.alpha:>7.2f}  {r.contrast}"
         )
     finite = snr[np.isfinite(snr)]
     if finite.size:

@@ -253,7 +253,7 @@ class SynthParams:
         _range("size_nm", p.size_nm, positive=True)
         largest_px = p.size_nm[1] / self.pixel_size_nm
         _require(
-            largest_px <= self.size,
+            largest_px <= self.size or p.n_particles == 0,
             f"particles larger than the frame: size_nm up to {p.size_nm[1]:g} nm is {largest_px:.0f} px "
             f"at {self.pixel_size_nm:g} nm/px, but the frame is {self.size} px",
         )

@@ -109,7 +109,8 @@ def _frames(video_or_params, workers):
     """(params, iterator of (frame, labels, rows), particles, stage_px) of a video or params."""
     if isinstance(video_or_params, SynthVideo):
         v = video_or_params
-        rows = [g for _, g in v.tracks.groupby("frame", sort=True)]
+        by_frame = dict(tuple(v.tracks.groupby("frame", sort=True)))
+        rows = [by_frame.get(t, v.tracks.iloc[:0]) for t in range(len(v.frames))]
         return v.params, zip(v.frames, v.labels, rows), v.particles, v.stage_px
     if isinstance(video_or_params, SynthParams):
         r = Renderer(video_or_params)
