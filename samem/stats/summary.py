@@ -260,6 +260,8 @@ def statistics_from_sums(
         Overrides of configs/stats.yaml.
     """
     cfg = load_config(config)
+    cfg["max_lag"] = sums.max_lag  # the sums decide; report what was used
+    cfg["vacf"]["max_lag"] = min(cfg["vacf"]["max_lag"], sums.max_lag)
     scale = Scale(
         positive("pixel_size_nm", pixel_size_nm), "nm", positive("frame_interval_s", frame_interval_s)
     )
