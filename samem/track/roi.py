@@ -45,16 +45,31 @@ def window_side(box: np.ndarray, crop_size_px: int, context: float) -> int:
     return int(max(crop_size_px, math.ceil(context * longest)))
 
 
-def cut(gray: np.ndarray, window: Window, size: int, levels: Levels) -> np.ndarray:
-    """The window's content of a grayscale frame, normalised with the frame's ``levels``,
-    padded with the normalised background, resized to ``size`` x ``size`` px (float32)."""
-    h, w = gray.shape
-    out = np.full((window.side, window.side), levels.background, dtype=np.float32)
+def _paste_region(out: np.ndarray, image: np.ndarray, window: Window, convert=None) -> None:
+    h, w = image.shape
     ys, ye = max(window.y0, 0), min(window.y0 + window.side, h)
     xs, xe = max(window.x0, 0), min(window.x0 + window.side, w)
     if ys < ye and xs < xe:
-        region = gray[ys:ye, xs:xe]
-        out[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0] = apply_levels(region, levels)
+        region = image[ys:ye, xs:xe]
+        out[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0] = (
+            region if convert is None else convert(region)
+        )
+
+
+def cut(image: np.ndarray, window: Window, size: int, fill: float) -> np.ndarray:
+    """The window's content of a 2-D image, padded with ``fill``, resized to ``size`` px (float32)."""
+    out = np.full((window.side, window.side), fill, dtype=np.float32)
+    _paste_region(out, image, window)
+    return resize_square(out, size)
+
+
+def cut_normalized(gray: np.ndarray, window: Window, size: int, levels: Levels) -> np.ndarray:
+    """``cut`` of the normalised frame, normalising only the window (pixel-wise, so identical).
+
+    Equals ``cut(apply_levels(gray, levels), window, size, levels.background)``.
+    """
+    out = np.full((window.side, window.side), levels.background, dtype=np.float32)
+    _paste_region(out, gray, window, lambda region: apply_levels(region, levels))
     return resize_square(out, size)
 
 

@@ -30,7 +30,7 @@ from samem.track.preprocess import (
     to_gray,
     to_model_input,
 )
-from samem.track.roi import Window, cut, logits_to_mask, mask_geometry, paste, window_side
+from samem.track.roi import Window, cut_normalized, logits_to_mask, mask_geometry, paste, window_side
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class StreamingTracker:
             windows = None
         else:
             windows = {oid: Window.around(*self._objects[oid].centre, self._objects[oid].side) for oid in ids}
-            inputs = [cut(gray, windows[oid], size, levels) for oid in ids]
+            inputs = [cut_normalized(gray, windows[oid], size, levels) for oid in ids]
         return encode_images(self.model, to_model_input(inputs, self.device)), windows
 
     def _groups(self, ids: list, boxes: Mapping) -> list[tuple[list, bool]]:
