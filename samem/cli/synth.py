@@ -141,11 +141,14 @@ def summary(video_params, particles, snr: np.ndarray, out: Path, seconds: float)
         f"liquid {p.imaging.thickness_nm:g} nm, dose {p.imaging.dose_e_A2:g} e-/A^2/frame",
         f"  {'id':>3} {'shape':<8}{'size nm':>8} {'motion':<10}{'D nm2/s':>10}{'alpha':>7}  contrast",
     ]
-    for r in particles.itertuples():
+    shown = 20  # keep the summary on one screen
+    for r in particles.head(shown).itertuples():
         lines.append(
             f"  {r.particle:>3} {r.shape:<8}{r.size_nm:>8.1f} {r.motion:<10}{r.D_nm2_s:>10.1f}"
             f"{r.alpha:>7.2f}  {r.contrast}"
         )
+    if len(particles) > shown:
+        lines.append(f"  ... and {len(particles) - shown} more particles (see /truth/particles)")
     finite = snr[np.isfinite(snr)]
     if finite.size:
         declared = f" (recipe range {p.snr_range[0]:g}-{p.snr_range[1]:g})" if p.snr_range else ""
