@@ -225,7 +225,13 @@ def _ensemble_fit(sums: LagSums, scale: Scale, emsd: pd.DataFrame, cfg: dict) ->
         return total / np.outer(Wt, Wt)
 
     free = fit_msd(lags, y, dt, cov)
-    brown = fit_msd(lags, y, dt, cov, fixed_alpha=1.0)
+    if free.ok:  # the α = 1 fit reuses the covariance at the free fit's estimate
+        ok = np.isfinite(y)
+        fixed = np.full((len(lags), len(lags)), np.nan)
+        fixed[np.ix_(ok, ok)] = cov(lags[ok], free.D, free.alpha, free.offset)
+        brown = fit_msd(lags, y, dt, cov, fixed_alpha=1.0, cov=fixed)
+    else:
+        brown = fit_msd(lags, y, dt, cov, fixed_alpha=1.0)
     return brown, free
 
 
