@@ -1,0 +1,1 @@
+"""Training the SAM 2 architecture on LPTEM clips (``samem train``)."""

@@ -1,0 +1,126 @@
+"""Training: losses, tracker-identical batches, learning, checkpoint/resume, export, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from samem.cli.main import main
+from samem.errors import SamemError
+from samem.synthetic.clips import ClipStream
+from samem.train.batches import CropPolicy, clip_batch
+from samem.train.config import load_train_config
+from samem.train.losses import step_loss
+from samem.train.trainer import Trainer, clip_forward, export_weights, lr_factor
+
+
+def test_step_loss_prefers_correct_masks_and_gates_absent():
+    target = torch.zeros(2, 32, 32)
+    target[0, 8:20, 8:20] = 1  # object 0 present, object 1 absent
+    good = (target * 20 - 10)[:, None]
+    bad = -good
+    iou = torch.ones(2, 1)
+    score = torch.tensor([5.0, -5.0])
+    lg = step_loss(good, iou, score, target)
+    lb = step_loss(bad, iou, score, target)
+    assert lg["mask"] < 0.01 * lb["mask"] and lg["dice"] < 0.1 * lb["dice"]
+    assert lg["score"] < 0.01
+    # object 1 is absent: its mask terms must not count, only its score
+    only_absent = step_loss(bad[1:], iou[1:], score[1:], target[1:])
+    assert only_absent["mask"] == 0 and only_absent["dice"] == 0 and only_absent["iou"] == 0
+    # of three candidate masks the best one is supervised
+    multi = torch.cat([bad[:1], good[:1], bad[:1]], dim=1)
+    best = step_loss(multi, torch.ones(1, 3), score[:1], target[:1])
+    assert best["mask"] == pytest.approx(float(lg["mask"]) * 2, rel=1e-5)  # averaged over 1 object, not 2
+
+
+def test_lr_schedule_warmup_then_cosine():
+    f = [lr_factor(s, 10, 110, 0.1) for s in range(111)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert f[110] == pytest.approx(0.1)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    stream = ClipStream("thin", clip_len=3, size=160, seed=3)
+    return [stream.clip(0), stream.clip(1)]
+
+
+def test_roi_batch_matches_tracker_windows(clips):
+    policy = CropPolicy(input_size=64, max_objects=2, centre_jitter_px=0.0, box_noise=0.0)
+    b = clip_batch(clips, policy, np.random.default_rng(0))
+    n = b.num_objects
+    assert b.images.shape == (3, n, 3, 64, 64) and b.targets.shape == (3, n, 64, 64)
+    assert b.image_index.tolist() == list(range(n))
+    for i in range(n):
+        # frame 0: the un-jittered box prompt encloses the target mask (model-input pixels)
+        rows, cols = np.nonzero(b.targets[0, i].numpy())
+        x0, y0, x1, y1 = b.boxes[i].tolist()
+        assert x0 - 1 <= cols.min() and cols.max() <= x1 + 1 and y0 - 1 <= rows.min() and rows.max() <= y1 + 1
+        # later frames: the window is centred on the previous position, so the object is near the centre
+        for t in (1, 2):
+            rows, cols = np.nonzero(b.targets[t, i].numpy())
+            if rows.size:
+                assert abs(cols.mean() - 32) < 12 and abs(rows.mean() - 32) < 12
+
+
+def test_full_batch_shares_one_image_per_clip(clips):
+    policy = CropPolicy(mode="full", input_size=64, max_objects=2)
+    b = clip_batch(clips, policy, np.random.default_rng(0))
+    assert b.images.shape[1] == 2  # one image per clip
+    k0 = min(2, len(clips[0].object_ids))
+    assert b.image_index.tolist()[:k0] == [0] * k0 and set(b.image_index.tolist()[k0:]) == {1}
+
+
+def _cfg(tmp_path, *extra):
+    return load_train_config("tiny", [f"run.out={tmp_path / 'run'}", *extra])
+
+
+def test_tiny_model_learns_a_fixed_batch(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(_cfg(tmp_path, "optim.lr=2e-3", "optim.encoder_lr=2e-3"))
+    batch = trainer.batch(0)
+    opt = torch.optim.AdamW(trainer.model.parameters(), lr=2e-3)
+    trainer.model.train()
+    losses = []
+    for _ in range(25):
+        loss, _ = clip_forward(trainer.model, batch, trainer.device)
+        opt.zero_grad()
+        loss["total"].backward()
+        opt.step()
+        losses.append(float(loss["total"].detach()))
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3])
+
+
+def test_checkpoint_resume_and_export(tmp_path):
+    cfg = _cfg(tmp_path)
+    first = Trainer(cfg)
+    first.fit(steps=2, progress=False)
+    assert (tmp_path / "run" / "last.pt").is_file()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    resumed = Trainer(cfg)
+    assert resumed.step == 2
+    for (k, a), b in zip(first.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    # the data of a step does not depend on the process that draws it
+    assert torch.equal(first.batch(5).images, resumed.batch(5).images)
+    resumed.fit(progress=False)
+    assert resumed.step == cfg["optim"]["steps"]
+    out = export_weights(tmp_path / "run" / "last.pt", tmp_path / "w.pt")
+    import samem
+
+    model = samem.load_model(str(out))
+    assert int(model.image_size) == 64
+    assert "optimizer" not in torch.load(out, weights_only=True)
+
+
+def test_bad_configs_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SamemError, match="unknown key"):
+        _cfg(tmp_path, "optim.learning_rate=1")
+    with pytest.raises(SamemError, match="positive"):
+        _cfg(tmp_path, "optim.steps=0")
+    with pytest.raises(SamemError, match="not found"):
+        load_train_config("no_such_config")
+    assert main(["train", "--config", "tiny", "data.clip_len=1", f"run.out={tmp_path}"]) == 2
+    assert "clip_len" in capsys.readouterr().err
