@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from samem.synthetic import SynthParams, generate
-from samem.synthetic.snr import measure_snr
+from samem.synthetic.render import Renderer
+from samem.synthetic.snr import measure_snr, ring_geometry
 
 SEEDS = (0, 1, 2, 3)
 
@@ -34,10 +35,15 @@ def test_snr_sits_in_the_declared_range(preset_snr, name):
     assert lo <= np.nanmean(preset_snr[name]) <= hi
 
 
-def test_stored_snr_matches_an_independent_measurement():
-    v = generate(SynthParams.from_preset("medium", frames=2, size=256, seed=4, n_particles=2), workers=1)
+def test_stored_snr_is_measured_on_the_frames():
+    p = SynthParams.from_preset("medium", frames=2, size=256, seed=4, n_particles=2)
+    r = Renderer(p)
+    v = generate(p, workers=1)
     rows = v.tracks[(v.tracks.frame == 0) & v.tracks.inside]
-    independent = measure_snr(v.frames[0], v.labels[0], gap_px=3.0, width_px=10.0)
-    for r in rows.itertuples():
-        # different ring geometry, same definition: agree within sampling noise of the ring
-        assert abs(independent[r.particle] - r.snr) < 0.15
+    assert len(rows) > 0
+    sigma = float(np.hypot(r.imaging.blur_px, p.imaging.mtf_sigma_px))
+    for row in rows.itertuples():
+        gap, width = ring_geometry(r.scene.shapes[row.particle - 1].radius_px, sigma)
+        # same definition, ring from a distance transform of the labels instead of the outline
+        independent = measure_snr(v.frames[0], v.labels[0], gap_px=gap, width_px=width)
+        assert abs(independent[row.particle] - row.snr) < 0.05
