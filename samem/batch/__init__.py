@@ -109,7 +109,9 @@ def run_batch(
     force : bool
         Analyse finished videos again.
     options : dict, optional
-        Options of the per-video analysis (``model``, ``pixel_size_nm``, ``frame_interval_s`` ...).
+        Keyword options of the per-video analysis (:func:`samem.batch.pipeline.analyze_video`:
+        ``model``, ``config`` (analysis settings YAML), ``pixel_size_nm``,
+        ``frame_interval_s``, ``save_frames``, ``plots``).
     config : dict, optional
         Batch configuration (:func:`load_batch_config`); default the shipped one.
     progress : bool, optional
@@ -142,6 +144,14 @@ def run_batch(
     jobs = plan_jobs(inputs, out, auto_prompt=auto_prompt, options=opts)
     out_root = jobs[0].out_dir.parent
     summary_cfg = dict(cfg.get("summary") or {})
+    if analyze is analyze_video:
+        # the analysis settings are checked before anything runs; their statistics settings
+        # are the summary's unless configs/batch.yaml sets its own
+        from samem.stream.settings import load_settings
+
+        settings = load_settings(opts.get("config"), {"model.name": opts.get("model")})
+        if summary_cfg.get("stats") is None:
+            summary_cfg["stats"] = settings["stats"]["config"]
     formats = tuple(summary_cfg.pop("plot_formats", ("png", "svg")))
     summarize = functools.partial(video_summary, config=summary_cfg)
     out_root.mkdir(parents=True, exist_ok=True)

@@ -119,7 +119,14 @@ def ensemble_statistics(
             px, dt = res.scale
             curve = ensemble_msd(res.tracks, pixel_size_nm=px, frame_interval_s=dt, max_lag=max_lag)
         per_video.append((row["name"], res, curve))
-    particles = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["D_unit"])
+    particles = (
+        pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["video", *FIT_COLUMNS])
+    )
+    for col in ("D", "D_err", "alpha", "alpha_err"):  # None (from JSON) or empty tables: back to floats
+        particles[col] = pd.to_numeric(particles[col], errors="coerce").astype(float)
+    particles["fit_ok"] = particles["fit_ok"].fillna(False).astype(bool)
+    if "D_unit" not in particles:
+        particles["D_unit"] = pd.Series(dtype=str)
     groups = []
     for unit in sorted(set(particles["D_unit"])):
         sel = particles[(particles["D_unit"] == unit) & particles["fit_ok"].astype(bool)]
@@ -188,7 +195,8 @@ def write_report(
     table = summary_table(rows)
     _atomic_save(out_root / "summary.csv", lambda p: table.to_csv(p, index=False))
     _atomic_save(out_root / "particles.csv", lambda p: particles.to_csv(p, index=False))
-    for name, fig in plots.batch_figures(table, particles, per_video, stats["ensemble_msd"]).items():
+    figures = plots.batch_figures(table, particles, per_video, stats["ensemble_msd"]) if formats else {}
+    for name, fig in figures.items():
         for ext in formats:
             _atomic_save(out_root / f"{name}.{ext}", lambda p, fig=fig, ext=ext: fig.savefig(p, format=ext))
         plots.close(fig)

@@ -98,7 +98,9 @@ def run_job(job: VideoJob, analyze: AnalyzeFn, summarize: Callable[[Path], dict[
     -------
     dict
         The summary row, with ``video``, ``name``, ``status`` ("done"), ``elapsed_s`` (wall
-        time of the analysis, s) and ``processing_fps`` (frames analysed per second).
+        time of the analysis, s, model loading included) and ``processing_fps`` (frames
+        tracked per second: ``analyze``'s own figure when its result has an ``fps``
+        attribute, else frames / ``elapsed_s``).
 
     Raises
     ------
@@ -118,17 +120,20 @@ def run_job(job: VideoJob, analyze: AnalyzeFn, summarize: Callable[[Path], dict[
     try:
         scratch.mkdir()
         t0 = time.perf_counter()
-        analyze(job.video, scratch, boxes=job.boxes, auto_prompt=job.boxes is None, **job.options)
+        report = analyze(job.video, scratch, boxes=job.boxes, auto_prompt=job.boxes is None, **job.options)
         elapsed_s = time.perf_counter() - t0
         row = dict(summarize(scratch))
         frames = row.get("frames")
+        fps = getattr(report, "fps", None)  # tracking only; else frames over the whole task
+        if not (isinstance(fps, (int, float)) and fps > 0):
+            fps = (frames / elapsed_s) if frames and elapsed_s > 0 else None
         row.update(
             video=str(job.video),
             name=job.name,
             status="done",
             prompt=job.prompt,
             elapsed_s=elapsed_s,
-            processing_fps=(frames / elapsed_s) if frames and elapsed_s > 0 else None,
+            processing_fps=fps,
         )
         marker = {"input": source, "options": job.options, "summary": row, "finished_unix_s": time.time()}
         write_json_atomic(scratch / MARKER, marker)

@@ -39,6 +39,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", help="model name or checkpoint, as for samem analyze")
     p.add_argument("--pixel-size-nm", type=float, metavar="NM", help="pixel size for every video, nm/px")
     p.add_argument("--frame-interval-s", type=float, metavar="S", help="frame interval for every video, s")
+    p.add_argument(
+        "--analyze-config",
+        metavar="FILE",
+        help="analysis settings merged over configs/serve.yaml (analyze --config)",
+    )
+    p.add_argument("--save-frames", action="store_true", help="also copy the raw frames into each results.h5")
+    p.add_argument("--no-plots", action="store_true", help="skip the per-video figures")
     p.add_argument("--config", metavar="FILE", help="YAML overriding configs/batch.yaml")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -54,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
             ("model", args.model),
             ("pixel_size_nm", args.pixel_size_nm),
             ("frame_interval_s", args.frame_interval_s),
+            ("config", args.analyze_config),
+            ("save_frames", True if args.save_frames else None),
+            ("plots", False if args.no_plots else None),
         )
         if v is not None
     }
