@@ -103,6 +103,7 @@ class Service:
         self.frames_processed = 0
         self.frames_failed = 0
         self.last_latency_s: float | None = None
+        self.last_processing_fps: float | None = None
         self._started_s = time.monotonic()
         self._threads: list[threading.Thread] = []
 
@@ -276,6 +277,7 @@ class Service:
         self.session = self.recorder = None
         if session is None:
             return
+        self.last_processing_fps = session.processing_fps
         stats = None
         try:
             if session.live.particles:
@@ -360,7 +362,7 @@ class Service:
                 "latency_ms": None if self.last_latency_s is None else 1000.0 * self.last_latency_s,
             },
             "objects": session.object_ids if session else [],
-            "processing_fps": session.processing_fps if session else None,
+            "processing_fps": session.processing_fps if session else self.last_processing_fps,
             "series": None
             if series is None or session is None
             else {
