@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from samem.errors import SamemError
 from samem.track.core import encode_images, track_step
@@ -275,7 +276,7 @@ class StreamingTracker:
             if local is not None and score_logit > 0:
                 (cx, cy), (x0, y0, x1, y1) = local
                 geometry = (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)
-        score = 1.0 / (1.0 + math.exp(-score_logit))
+        score = float(expit(score_logit))
         if geometry is None:
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
         centroid, bbox = geometry
