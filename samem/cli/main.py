@@ -25,6 +25,7 @@ COMMANDS = [
     "replay",
     "analyze",
     "train",
+    "eval",
 ]
 
 
