@@ -1,0 +1,54 @@
+# samem: live SAM 2 tracking service for liquid-phase TEM (docs/service.md).
+#
+#   docker build -t samem .                                         # CPU (default)
+#   docker build -t samem:cuda --build-arg TORCH_VARIANT=cu126 .   # CUDA wheels; run with --gpus all
+#   docker run --rm -p 127.0.0.1:5555-5557:5555-5557 -v "$PWD/data:/data" samem --record /data/run.h5 --auto-prompt
+#
+# The entrypoint is `samem serve`; arguments after the image name are its options. Inside the
+# container it binds all interfaces (so the published ports reach it), which needs --allow-remote;
+# publish the ports on loopback as above, or configure CurveZMQ keys (docs/service.md).
+
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim
+
+# cpu, or a PyTorch CUDA wheel variant such as cu126 (the CUDA runtime comes inside the wheels;
+# the host needs only the NVIDIA driver and container toolkit)
+ARG TORCH_VARIANT=cpu
+ARG TORCH_VERSION=2.13.0
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SAM2_BUILD_CUDA=0
+
+# libgomp: torch/OpenCV threading; libgl/glib are not needed (opencv-python-headless)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+# torch first, from the chosen wheel index, so that sam2 and samem do not pull another build
+RUN pip install "torch==${TORCH_VERSION}" --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}"
+
+WORKDIR /opt/samem
+COPY pyproject.toml setup.py constraints.txt ./
+COPY README.md* docs/ ./docs/
+COPY samem ./samem
+COPY configs ./configs
+COPY synthetic ./synthetic
+COPY examples ./examples
+# pyproject names README.md as the long description; docs/service.md stands in if it is absent.
+# No build isolation: sam2's setup imports torch, which must be the one installed above.
+RUN if [ -f docs/README.md ]; then mv docs/README.md README.md; else cp docs/service.md README.md; fi \
+    && pip install "setuptools>=68" wheel \
+    && PIP_CONSTRAINT=constraints.txt pip install --no-build-isolation ".[formats]" \
+    && useradd --create-home --uid 1000 samem \
+    && mkdir -p /data && chown samem /data
+
+USER samem
+WORKDIR /data
+EXPOSE 5555 5556 5557
+
+ENTRYPOINT ["samem", "serve", "--ingest", "tcp://0.0.0.0:5555", "--publish", "tcp://0.0.0.0:5556", \
+            "--control", "tcp://0.0.0.0:5557", "--allow-remote"]
+CMD []
