@@ -20,8 +20,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 
 def estimate_snr(frame: np.ndarray, labels: np.ndarray, ring_px: int = 3) -> float | None:
@@ -42,19 +42,25 @@ def estimate_snr(frame: np.ndarray, labels: np.ndarray, ring_px: int = 3) -> flo
         (mean background - mean particle) / std(background); None without particles or
         background.
     """
-    particle = labels > 0
+    particle = (labels > 0).astype(np.uint8)
     if not particle.any():
         return None
-    near = ndimage.binary_dilation(particle, iterations=int(ring_px)) if ring_px > 0 else particle
-    background = ~near
-    if background.sum() < 2:
+    size = 2 * int(ring_px) + 1
+    near = (
+        cv2.dilate(particle, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+        if ring_px > 0
+        else particle
+    )
+    background = (near == 0).astype(np.uint8)
+    if int(background.sum()) < 2:
         return None
-    img = np.asarray(frame, dtype=np.float64)
-    bg = img[background]
-    std = bg.std(ddof=1)
-    if not std > 0:
+    img = np.asarray(frame)
+    if img.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        img = img.astype(np.float64)
+    bg_mean, bg_std = (float(v[0, 0]) for v in cv2.meanStdDev(img, mask=background))
+    if not bg_std > 0:
         return None
-    return float((bg.mean() - img[particle].mean()) / std)
+    return float((bg_mean - cv2.mean(img, mask=particle)[0]) / bg_std)
 
 
 class FeedbackAdvisor:

@@ -6,8 +6,9 @@ where results go (sinks: PUB publisher, HDF5 recorder, CSV/plots at the end).
 
 Prompts reach the tracker three ways: a boxes file (applied on its frame, or the first frame
 after it), control commands (applied on the next processed frame) and the auto-prompt
-detector (on the first ``autoprompt.frames`` frames, and optionally every
-``autoprompt.new_objects_every`` frames for particles that entered later). Until the first
+detector (on the first ``autoprompt.frames`` frames; and, when
+``autoprompt.new_objects_every`` > 0, every that many frames for particles that entered later,
+whichever way tracking started). Until the first
 prompt, frames are recorded with empty labels.
 """
 
@@ -99,7 +100,8 @@ class Session:
     boxes : tuple (frame, {id: box}), optional
         Box prompts from a file.
     auto_prompt : bool
-        Run the detector on the first frames (and later, if configured).
+        Run the detector on the first frames. Independently, ``autoprompt.new_objects_every``
+        > 0 adds particles that appear later, however tracking was started.
     keep_table : bool
         Keep the whole trajectory table in memory (offline; a live service relies on the
         recorder instead so that memory does not grow with time).
@@ -128,9 +130,7 @@ class Session:
         self.stats_every = int(settings["stats"]["every_frames"])
         self.stats_cfg = load_config(settings["stats"]["config"])
         self.auto_cfg = autoprompt.settings(settings["autoprompt"])
-        self.live = LiveStats(
-            pixel_size_nm=px, frame_interval_s=dt, max_lagtime=self.stats_cfg["max_lag"]
-        )
+        self.live = LiveStats(pixel_size_nm=px, frame_interval_s=dt, max_lagtime=self.stats_cfg["max_lag"])
         self.builder = TrajectoryBuilder(px, dt) if keep_table else None
         self.feedback = FeedbackAdvisor(settings["feedback"], self.frame_shape, pixel_size_nm)
         self._file_boxes = boxes
@@ -196,7 +196,7 @@ class Session:
 
     def _auto_prompts(self, frame: np.ndarray) -> None:
         cfg = self.auto_cfg
-        if not self._started and not self._pending:
+        if self._auto and not self._started and not self._pending:
             self._auto_frames.append(np.asarray(frame, dtype=np.float32))
             if len(self._auto_frames) < self._auto_frames.maxlen:
                 return
@@ -241,8 +241,7 @@ class Session:
             raise SamemError(f"frame numbers must increase: {seq} after {self._last_seq}")
         self._last_seq = seq
         self._file_prompts(seq)
-        if self._auto:
-            self._auto_prompts(frame)
+        self._auto_prompts(frame)
         prompts, self._pending = self._pending, {}
         results: dict = {}
         if prompts and not self._started:

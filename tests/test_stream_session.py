@@ -1,0 +1,101 @@
+"""Session: prompts from file, control and detector; gaps; units; new particles; reset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_serve_oracle import OracleTracker, small_video, truth_boxes
+
+from samem.errors import SamemError
+from samem.stream.session import Session
+from samem.stream.settings import load_settings
+
+SETTINGS = load_settings()
+
+
+@pytest.fixture(scope="module")
+def video():
+    return small_video(frames=30, n_particles=3, seed=1)
+
+
+def _session(video, **kw):
+    px, dt = kw.pop("units", (video.pixel_size_nm, video.frame_interval_s))
+    return Session(OracleTracker(video), video.frames.shape[1:], px, dt, kw.pop("settings", SETTINGS), **kw)
+
+
+def test_boxes_file_applies_on_its_frame_or_first_after(video):
+    boxes = truth_boxes(video, t=3)
+    s = _session(video, boxes=(3, boxes))
+    for seq in (0, 2):  # frame 3 itself never arrives (dropped)
+        assert s.process(seq, video.frames[seq]).objects == []
+    r = s.process(4, video.frames[4])
+    assert r.prompted == sorted(boxes) and [o["id"] for o in r.objects] == sorted(boxes)
+    assert r.labels.max() > 0 and set(np.unique(r.labels)) <= {0, *boxes}
+
+
+def test_gaps_keep_true_frame_numbers_in_tracks_and_stats(video):
+    s = _session(video, boxes=(0, truth_boxes(video)), keep_table=True)
+    seqs = [0, 1, 2, 5, 6, 9, 10, 11, 12, 20, 21, 22, 23, 24, 25, 26]
+    for seq in seqs:
+        s.process(seq, video.frames[seq])
+    table = s.table()
+    assert sorted(set(table.frame)) == seqs
+    summary = s.summary()
+    assert summary["calibrated"] and summary["frames"] == [0, 26]
+    assert summary["units"]["pixel_size_nm"] == video.pixel_size_nm
+    with pytest.raises(SamemError, match="increase"):
+        s.process(26, video.frames[26])
+
+
+def test_uncalibrated_series_reports_pixels_and_frames(video):
+    s = _session(video, boxes=(0, truth_boxes(video)), units=(None, None))
+    for seq in range(12):
+        s.process(seq, video.frames[seq])
+    summary = s.summary()
+    assert summary["calibrated"] is False
+    assert summary["units"]["pixel_size_nm"] == 1.0 and summary["units"]["frame_interval_s"] == 1.0
+
+
+def test_prompt_remove_reset_validation(video):
+    s = _session(video)
+    h, w = video.frames.shape[1:]
+    with pytest.raises(SamemError, match="outside"):
+        s.prompt({1: (w - 5, 0, w + 1, 10)})
+    with pytest.raises(SamemError, match="unknown object"):
+        s.remove([1])
+    boxes = truth_boxes(video)
+    s.prompt(boxes)
+    assert [o["id"] for o in s.process(0, video.frames[0]).objects] == sorted(boxes)
+    first = sorted(boxes)[0]
+    s.remove([first])
+    assert first not in [o["id"] for o in s.process(1, video.frames[1]).objects]
+    s.reset()
+    assert s.object_ids == [] and s.process(2, video.frames[2]).objects == []
+    s.prompt({7: boxes[first]})
+    assert [o["id"] for o in s.process(3, video.frames[3]).objects] == [7]
+
+
+def test_auto_prompt_then_new_particles_enter(video):
+    settings = load_settings(None, {"autoprompt.new_objects_every": 2})
+    first_only = dict(list(truth_boxes(video).items())[:1])
+    s = _session(video, settings=settings, boxes=(0, first_only))
+    r0 = s.process(0, video.frames[0])
+    assert len(r0.objects) == 1
+    r1 = s.process(1, video.frames[1])  # frames_processed == 1: not a detection frame
+    assert len(r1.objects) == 1
+    r3 = s.process(2, video.frames[2])  # the detector runs on this frame; new ids are prompted on it
+    truth = video.tracks[(video.tracks.frame == 2) & video.tracks.inside]
+    assert len(r3.objects) == len(truth) and r3.prompted == sorted(set(o["id"] for o in r3.objects) - {1})
+    # each truth particle fully inside is tracked by exactly one object
+    nearest = [
+        min(r3.objects, key=lambda o: np.hypot(o["x"] - t.x, o["y"] - t.y))["id"] for t in truth.itertuples()
+    ]
+    assert len(set(nearest)) == len(truth)
+
+
+def test_auto_prompt_averages_first_frames(video):
+    settings = load_settings(None, {"autoprompt.frames": 3})
+    s = _session(video, settings=settings, auto_prompt=True)
+    assert s.process(0, video.frames[0]).objects == [] and s.process(1, video.frames[1]).objects == []
+    r = s.process(2, video.frames[2])
+    assert r.prompted and len(r.objects) == len(r.prompted)
