@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def _frames(video_or_params, workers):
     raise TypeError(f"expected SynthVideo or SynthParams, got {type(video_or_params).__name__}")
 
 
-def _write_truth_attrs(
+def _write_truth(
     g: h5py.Group,
     params: SynthParams,
     particles: pd.DataFrame,
@@ -140,9 +141,8 @@ def _write_truth_attrs(
     g.attrs["frame_interval_s"] = params.frame_interval_s
 
 
-def _progress(it, n, progress):
-    show = progress if progress is not None else False
-    return tqdm(it, total=n, disable=not show, desc="synth", unit="frame")
+def _progress(it, n: int, progress: bool | None):
+    return tqdm(it, total=n, disable=not progress, desc="synth", unit="frame")
 
 
 def write_h5(video_or_params, path, *, workers: int | None = None, progress: bool | None = None) -> Path:
@@ -169,7 +169,7 @@ def write_h5(video_or_params, path, *, workers: int | None = None, progress: boo
         try:
             f = h5py.File(tmp, "w")
         except OSError as exc:
-            raise SamemError(f"cannot write {path}: {exc}") from None
+            raise SamemError(f"cannot write {path}: {os.strerror(exc.errno) if exc.errno else exc}") from None
         with f:
             f.attrs.update(
                 pixel_size_nm=params.pixel_size_nm,
@@ -191,10 +191,13 @@ def write_h5(video_or_params, path, *, workers: int | None = None, progress: boo
             rows, snr = [], np.empty(n)
             for t, (frame, labels, r) in enumerate(_progress(frames_iter, n, progress)):
                 dframes[t] = frame
-                dlabels[t] = labels
+                # deflate here (zlib releases the GIL, h5py would not): rendering goes on meanwhile
+                dlabels.id.write_direct_chunk(
+                    (t, 0, 0), zlib.compress(np.ascontiguousarray(labels, np.uint16), 1)
+                )
                 rows.append(r)
                 snr[t] = frame_snr(r)
-            _write_truth_attrs(g, params, particles, pd.concat(rows, ignore_index=True), snr, stage)
+            _write_truth(g, params, particles, pd.concat(rows, ignore_index=True), snr, stage)
     return path
 
 
@@ -273,7 +276,7 @@ def write_folder(
                 samem_version=__version__,
                 source="samem synth",
             )
-            _write_truth_attrs(
+            _write_truth(
                 f.create_group("truth"), params, particles, pd.concat(rows, ignore_index=True), snr, stage
             )
         # move the finished parts into the shared dataset layout
