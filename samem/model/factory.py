@@ -18,6 +18,7 @@ Weights are randomly initialised with a fixed seed; loading checkpoints is
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from collections.abc import Mapping
@@ -145,6 +146,33 @@ def _check_sizes(model_cfg: Mapping[str, Any]) -> None:
             )
 
 
+@contextlib.contextmanager
+def _parameters_on_meta():
+    """Create every parameter and buffer on the meta device (shapes only, no memory, no init cost).
+
+    sam2's constructors compute with ordinary tensors (e.g. ``linspace(...).item()``), so a
+    global ``torch.device("meta")`` context would break them; only the registered tensors move.
+    """
+    register_parameter = torch.nn.Module.register_parameter
+    register_buffer = torch.nn.Module.register_buffer
+
+    def parameter_on_meta(module, name, param):
+        if param is not None:
+            param = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        register_parameter(module, name, param)
+
+    def buffer_on_meta(module, name, tensor, persistent=True):
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+
+    torch.nn.Module.register_parameter = parameter_on_meta
+    torch.nn.Module.register_buffer = buffer_on_meta
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = register_parameter
+        torch.nn.Module.register_buffer = register_buffer
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` → CUDA when available, else CPU; otherwise ``torch.device(device)``."""
     if device is None:
@@ -195,7 +223,7 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if dev.type == "meta":
-            with torch.device("meta"):
+            with _parameters_on_meta():
                 model = instantiate(model_cfg, _recursive_=True)
         else:
             model = instantiate(model_cfg, _recursive_=True)

@@ -130,6 +130,13 @@ class ObjectMemory:
 def _stack(entries: list[MemoryEntry]) -> dict:
     first = entries[0]
     n = len(entries)
+    if n == 1:
+        return {
+            "obj_ptr": first.obj_ptr,
+            "object_score_logits": first.object_score_logits,
+            "maskmem_features": first.maskmem_features,
+            "maskmem_pos_enc": None if first.maskmem_pos_enc is None else [first.maskmem_pos_enc],
+        }
     out = {
         "obj_ptr": torch.cat([e.obj_ptr for e in entries]),
         "object_score_logits": torch.cat([e.object_score_logits for e in entries]),
