@@ -379,3 +379,47 @@ def test_unreachable_scheduler_is_a_user_error(tmp_path, config):
             analyze=fake_analyze,
             scheduler="tcp://127.0.0.1:9",
         )
+
+
+RELEASE = threading.Event()
+
+
+def slow_analyze(video, out_dir, boxes=None, auto_prompt=False, **options):
+    """fake_analyze, except that "slow*" videos wait (at most 10 s) for RELEASE first."""
+    if Path(video).name.startswith("slow"):
+        (Path(out_dir) / "started").write_text("")
+        RELEASE.wait(10)
+    fake_analyze(video, out_dir, boxes, auto_prompt, **options)
+
+
+def test_interrupted_batch_leaves_no_scratch_and_resumes(tmp_path, client, config, monkeypatch):
+    import dask.distributed
+
+    data = tmp_path / "d"
+    data.mkdir()
+    _video(data / "fast.h5", seed=1, n_frames=SHORT)
+    _video(data / "slow.h5", seed=2, n_frames=SHORT)
+    out = tmp_path / "o"
+    real_as_completed = dask.distributed.as_completed
+
+    def interrupted(futures, *args, **kwargs):  # Ctrl-C once the first video is done
+        for future in real_as_completed(futures, *args, **kwargs):
+            yield future
+            assert list(out.glob(".slow.partial-*/started"))  # the slow video is being analysed
+            raise KeyboardInterrupt
+
+    RELEASE.clear()
+    monkeypatch.setattr(dask.distributed, "as_completed", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_batch([data], out, auto_prompt=True, config=config, analyze=slow_analyze, client=client)
+        assert (out / "fast" / MARKER).is_file() and not (out / "slow").exists()
+        assert not list(out.glob(".*partial*"))  # the interrupted video's scratch folder is removed
+    finally:
+        RELEASE.set()
+    monkeypatch.undo()
+    CALLS.clear()
+    result = run_batch([data], out, auto_prompt=True, config=config, analyze=slow_analyze, client=client)
+    assert "fast.h5" not in CALLS  # (the cancelled first attempt of slow.h5 may still log a call)
+    assert [r["status"] for r in result.rows] == ["skipped (finished)", "done"]
+    assert (out / "slow" / MARKER).is_file()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from samem.batch.pipeline import analyze_video
 from samem.batch.report import write_report
 from samem.batch.runner import dask_client, run_jobs
 from samem.batch.summary import video_summary
-from samem.batch.task import MARKER, is_finished
+from samem.batch.task import MARKER, is_finished, scratch_dir
 from samem.config import load_yaml
 from samem.errors import SamemError
 
@@ -155,20 +157,29 @@ def run_batch(
     formats = tuple(summary_cfg.pop("plot_formats", ("png", "svg")))
     summarize = functools.partial(video_summary, config=summary_cfg)
     out_root.mkdir(parents=True, exist_ok=True)
-    if client is not None:
-        rows = run_jobs(jobs, client, analyze, summarize, force=force, progress=progress)
-    elif all(is_finished(j) for j in jobs) and not force:
-        rows = run_jobs(jobs, None, analyze, summarize, force=False, progress=progress)
-    else:
-        with dask_client(
-            scheduler,
-            workers=workers,
-            threads_per_worker=int(cluster_cfg.get("threads_per_worker", 1)),
-            processes=bool(cluster_cfg.get("processes", True)),
-            memory_limit=cluster_cfg.get("memory_limit", "auto"),
-            dashboard_address=cluster_cfg.get("dashboard_address"),
-            timeout_s=float(cluster_cfg.get("timeout_s", 60)),
-        ) as new_client:
-            rows = run_jobs(jobs, new_client, analyze, summarize, force=force, progress=progress)
+    token = uuid.uuid4().hex[:12]
+    try:
+        if client is not None:
+            rows = run_jobs(jobs, client, analyze, summarize, force=force, progress=progress, token=token)
+        elif all(is_finished(j) for j in jobs) and not force:
+            rows = run_jobs(jobs, None, analyze, summarize, force=False, progress=progress)
+        else:
+            with dask_client(
+                scheduler,
+                workers=workers,
+                threads_per_worker=int(cluster_cfg.get("threads_per_worker", 1)),
+                processes=bool(cluster_cfg.get("processes", True)),
+                memory_limit=cluster_cfg.get("memory_limit", "auto"),
+                dashboard_address=cluster_cfg.get("dashboard_address"),
+                timeout_s=float(cluster_cfg.get("timeout_s", 60)),
+            ) as new_client:
+                rows = run_jobs(
+                    jobs, new_client, analyze, summarize, force=force, progress=progress, token=token
+                )
+    finally:
+        # after an interruption: the scratch folders of this run's unfinished videos (their
+        # workers are stopped once the LocalCluster is closed; an external cluster cancels them)
+        for job in jobs:
+            shutil.rmtree(scratch_dir(job, token), ignore_errors=True)
     report = write_report(rows, out_root, summary_cfg, formats=formats)
     return BatchResult(rows=rows, report=report, out=out_root)

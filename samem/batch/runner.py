@@ -73,25 +73,40 @@ def dask_client(
         return
     if workers is not None and workers < 1:
         raise SamemError(f"--workers must be at least 1, got {workers}")
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        memory_limit=memory_limit,
-        # without a dashboard the scheduler still serves HTTP (metrics): on a free port, not 8787
-        dashboard_address=dashboard_address or ":0",
-        scheduler_kwargs={} if dashboard_address else {"dashboard": False},
-        # task failures become summary rows; dask's own tracebacks only with samem -vv
-        silence_logs=logging.CRITICAL if logging.getLogger().getEffectiveLevel() > logging.DEBUG else False,
-    )
-    try:
-        client = Client(cluster, timeout=timeout_s)
+    quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
+    with _dask_logs_at(logging.CRITICAL if quiet else None):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            memory_limit=memory_limit,
+            # without a dashboard the scheduler still serves HTTP (metrics): on a free port, not 8787
+            dashboard_address=dashboard_address or ":0",
+            scheduler_kwargs={} if dashboard_address else {"dashboard": False},
+            # task failures become summary rows; dask's own logs and tracebacks only with samem -vv
+            silence_logs=logging.CRITICAL if quiet else False,
+        )
         try:
-            yield client
+            client = Client(cluster, timeout=timeout_s)
+            try:
+                yield client
+            finally:
+                client.close()
         finally:
-            client.close()
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _dask_logs_at(level: int | None) -> Iterator[None]:
+    """Hold the ``distributed`` loggers of this process at ``level`` (None: leave them)."""
+    logger = logging.getLogger("distributed")
+    old = logger.level
+    if level is not None:
+        logger.setLevel(level)
+    try:
+        yield
     finally:
-        cluster.close()
+        logger.setLevel(old)
 
 
 def failed_row(job: VideoJob, exc: BaseException) -> dict[str, Any]:
@@ -132,6 +147,7 @@ def run_jobs(
     force: bool = False,
     progress: bool | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    token: str | None = None,
 ) -> list[dict[str, Any]]:
     """Submit the unfinished videos to ``client`` and collect one summary row per video.
 
@@ -149,6 +165,8 @@ def run_jobs(
         Show a progress bar over videos (default: when stderr is a terminal).
     on_result : callable, optional
         Called with each row as its video completes (or is skipped).
+    token : str, optional
+        Identifier of this run (task keys, scratch folder names); default: random.
 
     Returns
     -------
@@ -174,9 +192,11 @@ def run_jobs(
     bar = tqdm(
         total=len(jobs), initial=len(rows), unit="video", desc="batch", disable=not progress, file=sys.stderr
     )
-    token = uuid.uuid4().hex[:8]
+    token = token or uuid.uuid4().hex[:12]
     futures = {
-        client.submit(run_job, job, analyze, summarize, key=f"samem-{job.name}-{token}", pure=False): job
+        client.submit(
+            run_job, job, analyze, summarize, token, key=f"samem-{job.name}-{token}", pure=False
+        ): job
         for job in todo
     }
     failures = 0
@@ -187,7 +207,7 @@ def run_jobs(
                 exc = future.exception()
                 rows[job.name] = failed_row(job, exc)
                 failures += 1
-                log.warning("%s failed: %s", job.video, rows[job.name]["error"])
+                log.warning("%s failed: %s", job.name, rows[job.name]["error"])
             else:
                 rows[job.name] = future.result()
             future.release()

@@ -81,7 +81,17 @@ def _jsonable(obj: Any):
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def run_job(job: VideoJob, analyze: AnalyzeFn, summarize: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+def scratch_dir(job: VideoJob, token: str) -> Path:
+    """Hidden scratch folder of ``job`` in the batch run ``token``: ``OUT/.<name>.partial-<token>``."""
+    return job.out_dir.parent / f".{job.name}.partial-{token}"
+
+
+def run_job(
+    job: VideoJob,
+    analyze: AnalyzeFn,
+    summarize: Callable[[Path], dict[str, Any]],
+    token: str | None = None,
+) -> dict[str, Any]:
     """Analyse one video and publish its outputs atomically; return its summary row.
 
     Parameters
@@ -93,6 +103,9 @@ def run_job(job: VideoJob, analyze: AnalyzeFn, summarize: Callable[[Path], dict[
         pipeline of ``samem analyze``, writing its files into ``out_dir``.
     summarize : callable
         ``summarize(out_dir) -> dict``: the summary row read back from the outputs.
+    token : str, optional
+        Identifier of the batch run, naming the scratch folder (:func:`scratch_dir`) so that
+        the client can remove the scratch folders of an interrupted run; default: random.
 
     Returns
     -------
@@ -115,9 +128,11 @@ def run_job(job: VideoJob, analyze: AnalyzeFn, summarize: Callable[[Path], dict[
             "or use --auto-prompt"
         )
     job.out_dir.parent.mkdir(parents=True, exist_ok=True)
-    scratch = job.out_dir.parent / f".{job.name}.partial-{uuid.uuid4().hex[:12]}"
+    scratch = scratch_dir(job, token or uuid.uuid4().hex[:12])
     source = fingerprint(job.video)
     try:
+        if scratch.exists():  # a previous attempt of this task (dask retries after a lost worker)
+            shutil.rmtree(scratch)
         scratch.mkdir()
         t0 = time.perf_counter()
         report = analyze(job.video, scratch, boxes=job.boxes, auto_prompt=job.boxes is None, **job.options)

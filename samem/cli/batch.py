@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
         print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for group in result.report.get("particles_pooled", []):
         print(
-            f"all videos ({group['videos']} videos, {group['particles']} particles): "
-            f"D = {group['D_mean']} ± {group['D_se']} {group['D_unit']}, "
-            f"alpha = {group['alpha_mean']} ± {group['alpha_se']}"
+            f"all videos ({group['videos']} videos, {group['particles']} fitted particles): "
+            f"D = {_pm(group['D_mean'], group['D_se'])} {group['D_unit']}, "
+            f"alpha = {_pm(group['alpha_mean'], group['alpha_se'])}"
         )
     print(f"summary: {result.out / 'summary.csv'}")
     if result.failed:
@@ -99,3 +99,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"samem batch: {len(result.failed)} of {len(result.rows)} videos failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _pm(value, error) -> str:
+    """``value ± error`` with 4 significant digits; "n/a" for a missing value."""
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" + (f" ± {error:.2g}" if error is not None else "")
