@@ -29,7 +29,7 @@ from samem.errors import SamemError
 from samem.io.recorder import Recorder
 from samem.stats.summary import write_stats
 from samem.stream.backpressure import FrameQueue
-from samem.stream.control import Command, parse_command, reply
+from samem.stream.control import MAX_COMMAND_BYTES, Command, parse_command, reply
 from samem.stream.ingest import IngestThread, Queued
 from samem.stream.protocol import FrameMessage, IngestParser, Limits, SeriesEnd, SeriesStart, encode_json
 from samem.stream.session import Session
@@ -119,7 +119,7 @@ class Service:
             for name, kind, options in (
                 ("ingest", zmq.PULL, {"RCVHWM": max(2, ing["queue_frames"]), "MAXMSGSIZE": hard_cap}),
                 ("publish", zmq.PUB, {"SNDHWM": 1000}),
-                ("control", zmq.REP, {}),
+                ("control", zmq.REP, {"MAXMSGSIZE": 2 * MAX_COMMAND_BYTES}),
             ):
                 sock, self.endpoints[name] = self.factory.bind(kind, socks[name], **options)
                 bound.append(sock)
@@ -158,11 +158,14 @@ class Service:
                         self.stop()
                     continue
                 parts = self.control.recv_multipart()
-                answer = (
-                    self.handle_control(parts[0])
-                    if len(parts) == 1
-                    else reply(False, error="send a command as one message part")
-                )
+                try:
+                    if len(parts) == 1:
+                        answer = self.handle_control(parts[0])
+                    else:
+                        answer = reply(False, error="send a command as one message part")
+                except Exception as exc:  # a bug must not leave the REP socket without a reply
+                    log.exception("control request failed")
+                    answer = reply(False, error=f"internal error: {exc}")
                 self.control.send(encode_json(answer))
         finally:
             self.close()

@@ -138,7 +138,8 @@ class Session:
         self._auto_frames: deque[np.ndarray] = deque(maxlen=max(1, int(self.auto_cfg["frames"])))
         self._pending: dict[int, Box] = {}
         self._started = False
-        self._last: dict[int, Any] = {}
+        # last frame's {id: (centroid or None, bbox or None)}; masks are not kept (full-frame arrays)
+        self._last: dict[int, tuple] = {}
         self._next_id = 1
         self._last_seq: int | None = None
         self.frames_processed = 0
@@ -210,8 +211,8 @@ class Session:
             return
         every = int(cfg["new_objects_every"])
         if self._started and every > 0 and self.frames_processed % every == 0:
-            tracked = {i: (r.centroid if r.present else (math.nan, math.nan)) for i, r in self._last.items()}
-            boxes = [r.bbox for r in self._last.values() if r.present and r.bbox is not None]
+            tracked = {i: c for i, (c, _) in self._last.items() if c is not None}
+            boxes = [b for _, b in self._last.values() if b is not None]
             new = autoprompt.new_detections(
                 autoprompt.detect(frame, cfg), tracked, boxes, cfg["min_distance_px"]
             )
@@ -249,7 +250,7 @@ class Session:
             self._started = True
         elif self._started:
             results = self.tracker.step(frame, prompts or None)
-        self._last = dict(results)
+        self._last = {i: (r.centroid, r.bbox) if r.present else (None, None) for i, r in results.items()}
         rows, objects, positions, labels = self._tables(seq, results)
         if self.builder is not None:
             self.builder.add(seq, results)
