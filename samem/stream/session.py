@@ -123,10 +123,9 @@ class Session:
         self.calibrated = pixel_size_nm is not None and frame_interval_s is not None
         self.pixel_size_nm = pixel_size_nm
         self.frame_interval_s = frame_interval_s
-        px, dt = (pixel_size_nm or 1.0), (frame_interval_s or 1.0)
+        px, dt = (pixel_size_nm, frame_interval_s) if self.calibrated else (1.0, 1.0)
         if not self.calibrated:
             log.warning("pixel size or frame interval unknown: statistics are in pixels and frames")
-            px, dt = 1.0, 1.0
         self.stats_every = int(settings["stats"]["every_frames"])
         self.stats_cfg = load_config(settings["stats"]["config"])
         self.auto_cfg = autoprompt.settings(settings["autoprompt"])
