@@ -267,6 +267,11 @@ class RsciioReader(VideoReader):
             data = data[None]
         if data.dtype.kind == "b":
             data = data.astype(np.uint8)
+        frame_bytes = max(1, int(np.prod(data.shape[1:])) * data.dtype.itemsize)
+        per_block = max(1, int(float(block_mib) * 2**20 // frame_bytes))
+        if max(data.chunks[0]) < per_block and data.shape[0] > max(data.chunks[0]):
+            # files chunked frame by frame (Velox): compute several frames per dask call
+            data = data.rechunk({0: per_block, 1: -1, 2: -1})
         self._data = data
         self.shape = tuple(int(s) for s in data.shape)
         self.dtype = np.dtype(data.dtype)
