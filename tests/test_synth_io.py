@@ -30,7 +30,7 @@ def test_h5_layout_is_the_contract(tmp_path):
         assert frames.attrs["pixel_size_nm"] == 0.5 and frames.attrs["frame_interval_s"] == 0.05
         assert np.array_equal(frames[()], video.frames)
         labels = f["truth/labels"]
-        assert labels.dtype == np.uint16 and labels.chunks == (1, 96, 96)
+        assert labels.dtype == np.uint16 and labels.chunks == (1, 96, 96)  # tiles of at most 128 px
         assert np.array_equal(labels[()], video.labels)
         tracks = pd.DataFrame(f["truth/tracks"][()])  # readable with h5py + pandas alone
         assert list(tracks.columns[:4]) == ["frame", "particle", "x", "y"]

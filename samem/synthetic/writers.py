@@ -3,7 +3,7 @@
 HDF5 layout (the contract in docs/architecture.md, "Synthetic video")::
 
     /frames            (T, H, W) uint8|uint16, chunks (1, H, W); attrs pixel_size_nm, frame_interval_s
-    /truth/labels      (T, H, W) uint16, chunks (1, H, W), gzip level 1
+    /truth/labels      (T, H, W) uint16, chunks (1, 128, 128), gzip level 1; empty tiles unwritten (read as 0)
     /truth/tracks      table frame, particle, x, y, inside, visible, area_px, angle_rad, snr
     /truth/snr         (T,) float64
     /truth/particles   table: one row per particle (shape, size_nm, D_nm2_s, alpha, motion, ...)
@@ -42,6 +42,9 @@ from samem.errors import SamemError
 from samem.io.table import read_table, write_table
 from samem.synthetic.params import SynthParams
 from samem.synthetic.render import Renderer, SynthVideo, frame_snr, iter_frames
+
+#: side (px) of the label chunks in HDF5
+LABEL_TILE = 128
 
 #: colours of the first label ids in the PNG palette (DAVIS-like); the rest are grey
 _PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0, 0, 0, 128, 128, 0, 128, 0, 128, 128, 128, 128, 128]
@@ -141,6 +144,22 @@ def _write_truth(
     g.attrs["frame_interval_s"] = params.frame_interval_s
 
 
+def _write_label_tiles(dset: h5py.Dataset, t: int, labels: np.ndarray, tile: int) -> None:
+    """Write the non-empty ``tile x tile`` chunks of frame ``t``, deflated here.
+
+    Empty chunks are not written (they read as the fill value 0), and zlib releases the
+    GIL while h5py's own filter would not, so rendering threads keep running.
+    """
+    size = labels.shape[0]
+    n_tiles = -(-size // tile)
+    padded = np.zeros((n_tiles * tile, n_tiles * tile), np.uint16)
+    padded[:size, :size] = labels
+    blocks = padded.reshape(n_tiles, tile, n_tiles, tile)
+    for i, j in zip(*np.nonzero(blocks.any(axis=(1, 3)))):
+        chunk = np.ascontiguousarray(blocks[i, :, j, :])
+        dset.id.write_direct_chunk((t, i * tile, j * tile), zlib.compress(chunk, 1))
+
+
 def _progress(it, n: int, progress: bool | None):
     return tqdm(it, total=n, disable=not progress, desc="synth", unit="frame")
 
@@ -180,21 +199,20 @@ def write_h5(video_or_params, path, *, workers: int | None = None, progress: boo
             dframes = f.create_dataset("frames", (n, size, size), dtype, chunks=(1, size, size))
             dframes.attrs.update(pixel_size_nm=params.pixel_size_nm, frame_interval_s=params.frame_interval_s)
             g = f.create_group("truth")
+            tile = min(LABEL_TILE, size)
             dlabels = g.create_dataset(
                 "labels",
                 (n, size, size),
                 np.uint16,
-                chunks=(1, size, size),
+                chunks=(1, tile, tile),
                 compression="gzip",
                 compression_opts=1,
+                fillvalue=0,
             )
             rows, snr = [], np.empty(n)
             for t, (frame, labels, r) in enumerate(_progress(frames_iter, n, progress)):
                 dframes[t] = frame
-                # deflate here (zlib releases the GIL, h5py would not): rendering goes on meanwhile
-                dlabels.id.write_direct_chunk(
-                    (t, 0, 0), zlib.compress(np.ascontiguousarray(labels, np.uint16), 1)
-                )
+                _write_label_tiles(dlabels, t, labels, tile)
                 rows.append(r)
                 snr[t] = frame_snr(r)
             _write_truth(g, params, particles, pd.concat(rows, ignore_index=True), snr, stage)
