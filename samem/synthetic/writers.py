@@ -152,8 +152,11 @@ def _write_label_tiles(dset: h5py.Dataset, t: int, labels: np.ndarray, tile: int
     """
     size = labels.shape[0]
     n_tiles = -(-size // tile)
-    padded = np.zeros((n_tiles * tile, n_tiles * tile), np.uint16)
-    padded[:size, :size] = labels
+    if n_tiles * tile == size:
+        padded = np.ascontiguousarray(labels, np.uint16)
+    else:  # edge chunks are stored whole
+        padded = np.zeros((n_tiles * tile, n_tiles * tile), np.uint16)
+        padded[:size, :size] = labels
     blocks = padded.reshape(n_tiles, tile, n_tiles, tile)
     for i, j in zip(*np.nonzero(blocks.any(axis=(1, 3)))):
         chunk = np.ascontiguousarray(blocks[i, :, j, :])
