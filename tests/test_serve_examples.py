@@ -24,7 +24,14 @@ def _script(name, address, *args):
 
 def test_consumers_print_frames_stats_feedback_and_control_works():
     video = small_video(frames=20, n_particles=3, seed=1)
-    settings = _settings(**{"stats.every_frames": 5, "feedback.edge_margin_px": 40, "ingest.policy": "block"})
+    settings = _settings(
+        **{
+            "stats.every_frames": 5,
+            "feedback.edge_margin_px": 40,
+            "feedback.lag_warn_frames": 10_000,  # only recentring advice, however loaded the machine
+            "ingest.policy": "block",
+        }
+    )
     run = Running(settings, lambda: OracleTracker(video), boxes=(0, truth_boxes(video)))
     procs = {}
     try:
