@@ -67,14 +67,15 @@ def load_batch_config(path: str | Path | None = None) -> dict[str, Any]:
     return cfg
 
 
-def _torch_threads(cfg: dict[str, Any], scheduler: str | None, workers: int | None) -> int | None:
+def _torch_threads(cfg: dict[str, Any], local: bool, workers: int | None) -> int | None:
+    """Torch threads per video: the configured number, or on a LocalCluster cores / workers."""
     value = cfg.get("torch_threads", "auto")
     if value not in (None, "auto"):
         n = int(value)
         if n < 1:
             raise SamemError(f"torch_threads must be at least 1 or auto, got {value!r}")
         return n
-    if scheduler or value is None:
+    if value is None or not local:  # an external cluster's workers know their own machines
         return None
     cores = os.cpu_count() or 1
     return max(1, cores // max(1, workers or cores))
@@ -140,7 +141,7 @@ def run_batch(
     if workers is not None and int(workers) < 1:
         raise SamemError(f"--workers must be at least 1, got {workers}")
     opts = dict(options or {})
-    threads = _torch_threads(cfg, scheduler if client is None else "given", workers)
+    threads = _torch_threads(cfg, local=client is None and not scheduler, workers=workers)
     if threads is not None and analyze is analyze_video:
         opts.setdefault("torch_threads", threads)
     jobs = plan_jobs(inputs, out, auto_prompt=auto_prompt, options=opts)
