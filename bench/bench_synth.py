@@ -9,7 +9,8 @@ Reports, per repeat, the rendering rate of ``iter_frames`` (frames consumed and
 dropped) and, with ``--h5``, the end-to-end rate of ``write_h5`` into a temporary
 folder. Because other processes may share the CPU, it also reports the load average
 and the CPU time this process got versus the wall time (``cpu_util``: 2.0 means two
-cores were fully ours).
+cores were fully ours); ``frames_per_cpu_s`` = fps / cpu_util is the rate per fully
+available core.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main(argv=None) -> int:
     for rep in range(args.repeat):
         res = _measure(lambda: [None for _ in iter_frames(params, workers, renderer)])
         res.update(what="render", rep=rep, fps=args.frames / res["wall_s"])
+        res["frames_per_cpu_s"] = res["fps"] / res["cpu_util"]
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in res.items()}))
         if args.h5:
             with tempfile.TemporaryDirectory() as d:
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
                     fps=args.frames / res["wall_s"],
                     file_mb=(Path(d) / "bench.h5").stat().st_size / 1e6,
                 )
+                res["frames_per_cpu_s"] = res["fps"] / res["cpu_util"]
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in res.items()}))
     return 0
 
