@@ -428,9 +428,10 @@ def open_video(
         reader = opener(p)
     if pixel_size_nm is not None:
         reader.metadata["pixel_size_nm"] = float(pixel_size_nm)
+        reader.metadata["pixel_size_from"] = "given by the user"
     if frame_interval_s is not None:
         reader.metadata["frame_interval_s"] = float(frame_interval_s)
-        reader.metadata.pop("frame_interval_from", None)
+        reader.metadata["frame_interval_from"] = "given by the user"
     reader.metadata.setdefault("source", str(p))
     return reader
 
