@@ -1,0 +1,214 @@
+"""StreamingTracker with the real (random-weight) tiny SAM 2: API, bookkeeping, bounded state."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import samem
+from samem.errors import SamemError
+from samem.model import build_model
+from samem.track import ObjectResult, StreamingTracker, TrackerOptions
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_model("samem_tiny", "cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Two dark discs drifting on noise, 40 frames of 72 x 96 uint8."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:72, :96]
+    out = []
+    for t in range(40):
+        f = rng.normal(160, 12, (72, 96))
+        for cx, cy in ((20 + 0.5 * t, 30), (70, 50 - 0.4 * t)):
+            f[(xx - cx) ** 2 + (yy - cy) ** 2 <= 36] = 60
+        out.append(np.clip(f, 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+BOXES = {1: (13, 23, 28, 38), "b": (63, 43, 78, 58)}
+
+
+def run(tracker, frames, boxes=BOXES, n=None):
+    results = [tracker.start(frames[0], boxes)]
+    results += [tracker.step(f) for f in frames[1:n]]
+    return results
+
+
+def iou(a, b):
+    union = np.logical_or(a, b).sum()
+    return np.logical_and(a, b).sum() / union if union else 1.0
+
+
+# ---------------------------------------------------------------------- results and options
+def test_public_names_and_result_fields(tiny, frames):
+    assert samem.StreamingTracker is StreamingTracker
+    tracker = samem.StreamingTracker(tiny, mode="roi")
+    res = tracker.start(frames[0], BOXES)
+    assert set(res) == set(BOXES)
+    for r in res.values():
+        assert isinstance(r, ObjectResult)
+        assert r.mask.dtype == bool and r.mask.shape == frames.shape[1:]
+        assert 0 <= r.score <= 1 and 0 <= r.iou <= 1 and isinstance(r.present, bool)
+        if r.present:
+            x0, y0, x1, y1 = r.bbox
+            assert r.mask[y0:y1, x0:x1].sum() == r.mask.sum() > 0
+            assert x0 <= r.centroid[0] < x1 and y0 <= r.centroid[1] < y1
+    assert tracker.frame_index == 0 and tracker.object_ids == list(BOXES)
+
+
+def test_options_come_from_the_model_config_and_arguments(tiny):
+    assert StreamingTracker(tiny).mode == "full"  # samem_tiny.yaml: tracker.mode
+    assert StreamingTracker(build_model("samem_compact", "cpu")).options.crop_size_px == 128
+    assert StreamingTracker(build_model("sam2.1_hiera_t", "meta")).options == TrackerOptions()
+    tracker = StreamingTracker(tiny, mode="roi", context=2.5, num_threads=1)
+    assert tracker.mode == "roi" and tracker.options.context == 2.5 and torch.get_num_threads() == 1
+    with pytest.raises(SamemError, match="unknown tracker options \\['zoom'\\]"):
+        StreamingTracker(tiny, zoom=2)
+    with pytest.raises(SamemError, match="tracker mode 'crop' is not one of roi, full"):
+        StreamingTracker(tiny, mode="crop")
+
+
+# ---------------------------------------------------------------------- inputs
+def test_dtype_and_channel_layout_do_not_change_results(tiny, frames):
+    variants = {
+        "uint16": (frames.astype(np.uint16) * 257),
+        "float32": frames.astype(np.float32) / 255,
+        "rgb": np.repeat(frames[..., None], 3, axis=3),
+    }
+    ref = run(StreamingTracker(tiny, mode="roi"), frames, n=6)
+    for name, video in variants.items():
+        out = run(StreamingTracker(tiny, mode="roi"), video, n=6)
+        for t in range(6):
+            for oid in BOXES:
+                assert iou(out[t][oid].mask, ref[t][oid].mask) >= 0.999, (name, t, oid)
+                assert out[t][oid].score == pytest.approx(ref[t][oid].score, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "boxes, message",
+    [
+        ({}, "start needs at least one box prompt"),
+        ({1: (200, 200, 220, 220)}, "empty or outside the 96 x 72 frame"),
+        ({1: (30, 30, 30, 40)}, "empty or outside"),
+        ({1: (40, 30, 20, 50)}, "empty or outside"),
+        ({1: (1, 2, 3)}, "must be 4 finite numbers"),
+        ({1: (1, 2, np.nan, 9)}, "must be 4 finite numbers"),
+    ],
+)
+def test_bad_prompts_are_user_errors(tiny, frames, boxes, message):
+    with pytest.raises(SamemError, match=message):
+        StreamingTracker(tiny).start(frames[0], boxes)
+
+
+def test_box_partly_outside_is_clipped(tiny, frames):
+    np.testing.assert_array_equal(StreamingTracker._check_box(1, (-10, -5, 12, 9), (72, 96)), [0, 0, 12, 9])
+    assert set(StreamingTracker(tiny, mode="roi").start(frames[0], {1: (-10, -5, 12, 9)})) == {1}
+
+
+def test_stream_misuse_is_reported(tiny, frames):
+    tracker = StreamingTracker(tiny)
+    with pytest.raises(SamemError, match="call start"):
+        tracker.step(frames[0])
+    tracker.start(frames[0], BOXES)
+    with pytest.raises(SamemError, match=r"frame size \(72, 80\) differs from this stream's \(72, 96\)"):
+        tracker.step(frames[1][:, :80])
+    with pytest.raises(SamemError, match="object 7 is not tracked"):
+        tracker.remove(7)
+    assert tracker.frame_index == 0  # failed calls did not advance the stream
+
+
+# ---------------------------------------------------------------------- objects over time
+@pytest.mark.parametrize("mode", ["roi", "full"])
+def test_objects_are_independent_of_each_other(tiny, frames, mode):
+    """Batched together or tracked alone, each object gets the same masks (own memory)."""
+    together = run(StreamingTracker(tiny, mode=mode), frames, n=12)
+    for oid, box in BOXES.items():
+        alone = run(StreamingTracker(tiny, mode=mode), frames, {oid: box}, n=12)
+        for t in range(12):
+            assert iou(alone[t][oid].mask, together[t][oid].mask) >= 0.999, (oid, t)
+            assert alone[t][oid].score == pytest.approx(together[t][oid].score, abs=1e-4)
+
+
+def test_add_remove_and_reprompt_mid_stream(tiny, frames):
+    tracker = StreamingTracker(tiny, mode="roi", max_cond_frames=2)
+    tracker.start(frames[0], {1: BOXES[1]})
+    for f in frames[1:4]:
+        assert set(tracker.step(f)) == {1}
+    res = tracker.step(frames[4], {"b": BOXES["b"]})  # add
+    assert set(res) == {1, "b"}
+    assert list(tracker._objects["b"].memory.cond) == [4]
+    # an object added later behaves as if its stream had started on that frame
+    late = run(StreamingTracker(tiny, mode="roi"), frames[4:], {"b": BOXES["b"]}, n=6)
+    for t in range(5, 10):
+        res = tracker.step(frames[t])
+        assert iou(res["b"].mask, late[t - 4]["b"].mask) >= 0.999
+    tracker.remove(1)
+    assert set(tracker.step(frames[10])) == {"b"}
+    prompted = [4]
+    for box in ((60, 40, 76, 56), (61, 40, 77, 56), (62, 39, 78, 55)):  # corrections
+        tracker.step(frames[tracker.frame_index + 1])
+        tracker.step(frames[tracker.frame_index + 1], {"b": box})
+        prompted.append(tracker.frame_index)
+        memory = tracker._objects["b"].memory
+        assert max(memory.cond) == prompted[-1] and not memory.non_cond  # recent memory cleared
+    assert sorted(memory.cond) == prompted[-2:]  # max_cond_frames=2: the most recent prompts are kept
+
+
+def test_absent_frames_are_remembered_as_absent(tiny, frames):
+    """SAM 2 says 'absent': reported absent, memory still written (with SAM 2's no-object
+    embedding and pointer), and the object comes back when the score does."""
+    head = tiny.sam_mask_decoder.pred_obj_score_head
+    forward, offset = head.forward, {"value": 0.0}
+    head.forward = lambda x: forward(x) + offset["value"]
+    try:
+        tracker = StreamingTracker(tiny, mode="roi")
+        tracker.start(frames[0], BOXES)
+        offset["value"] = 5.0
+        tracker.step(frames[1])
+        centre = dict((k, o.centre) for k, o in tracker._objects.items())
+        offset["value"] = -1000.0
+        for t in range(2, 5):
+            for r in tracker.step(frames[t]).values():
+                assert not r.present and r.bbox is None and math.isnan(r.centroid[0]) and not r.mask.any()
+        for oid, obj in tracker._objects.items():
+            assert obj.centre == centre[oid]
+            absent = [obj.memory.non_cond[t] for t in (2, 3, 4)]
+            assert all(float(e.object_score_logits) < 0 and e.maskmem_features is not None for e in absent)
+            assert torch.allclose(absent[0].obj_ptr[0], tiny.no_obj_ptr[0])  # SAM 2's no-object pointer
+        offset["value"] = 5.0
+        assert all(r.present for r in tracker.step(frames[5]).values())
+    finally:
+        head.forward = forward
+
+
+@pytest.mark.parametrize("mode", ["roi", "full"])
+def test_state_is_bounded(tiny, frames, mode):
+    tracker = StreamingTracker(tiny, mode=mode)
+    run(tracker, frames, n=25)
+    sizes = []
+    for f in frames[25:]:
+        tracker.step(f)
+        sizes.append(tracker.state_nbytes())
+    assert len(set(sizes)) == 1  # not a byte more per frame
+    for obj in tracker._objects.values():
+        memory = obj.memory
+        spatial = [t for t, e in memory.non_cond.items() if e.maskmem_features is not None]
+        assert sorted(spatial) == list(range(34, 40))  # the last num_maskmem - 1 = 6 frames
+        assert sorted(memory.non_cond) == list(range(25, 40))  # pointers of the last 16 - 1 frames
+        assert list(memory.cond) == [0]
