@@ -243,7 +243,7 @@ class Trainer:
             total=end, initial=self.step, disable=not (progress and main), unit="step", dynamic_ncols=True
         )
         last: dict[str, float] = {}
-        t0 = time.perf_counter()
+        t0, since = time.perf_counter(), 0
         while self.step < end:
             last = self.train_step()
             if not math.isfinite(last["total"]):
@@ -253,13 +253,10 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{last['total']:.3f}", iou=f"{last['track_iou']:.3f}")
             record = None
+            since += 1
             if self.step % run["log_every"] == 0 or self.step == end:
-                record = {
-                    "step": self.step,
-                    "sec_per_step": (time.perf_counter() - t0) / run["log_every"],
-                    **last,
-                }
-                t0 = time.perf_counter()
+                record = {"step": self.step, "sec_per_step": (time.perf_counter() - t0) / since, **last}
+                t0, since = time.perf_counter(), 0
             if run["val_every"] and (self.step % run["val_every"] == 0 or self.step == end):
                 record = {**(record or {"step": self.step}), **self.validate()}
             if main and record is not None:
