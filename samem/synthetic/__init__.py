@@ -10,29 +10,37 @@ Public API::
     for clip in ClipStream("train", clip_len=8, size=512, seed=0): ...
 
 :mod:`samem.synthetic.motion` holds exact trajectory samplers usable on their own.
+Names are imported on first use, so ``samem --help`` does not pay for OpenCV, h5py and pandas.
 """
 
-from samem.synthetic import motion
-from samem.synthetic.clips import Clip, ClipStream
-from samem.synthetic.params import ImagingParams, MotionParams, ParticleParams, SynthParams
-from samem.synthetic.render import TRACK_COLUMNS, SynthVideo, frame_snr, generate, iter_frames
-from samem.synthetic.writers import Truth, read_truth, write_folder, write_h5
+from __future__ import annotations
 
-__all__ = [
-    "Clip",
-    "ClipStream",
-    "ImagingParams",
-    "MotionParams",
-    "ParticleParams",
-    "SynthParams",
-    "SynthVideo",
-    "TRACK_COLUMNS",
-    "Truth",
-    "frame_snr",
-    "generate",
-    "iter_frames",
-    "motion",
-    "read_truth",
-    "write_folder",
-    "write_h5",
-]
+import importlib
+
+_LAZY = {
+    "Clip": "clips",
+    "ClipStream": "clips",
+    "ImagingParams": "params",
+    "MotionParams": "params",
+    "ParticleParams": "params",
+    "SynthParams": "params",
+    "SynthVideo": "render",
+    "TRACK_COLUMNS": "render",
+    "frame_snr": "render",
+    "generate": "render",
+    "iter_frames": "render",
+    "Truth": "writers",
+    "read_truth": "writers",
+    "write_folder": "writers",
+    "write_h5": "writers",
+}
+
+__all__ = sorted([*_LAZY, "motion"])
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"samem.synthetic.{_LAZY[name]}"), name)
+    if name == "motion":
+        return importlib.import_module("samem.synthetic.motion")
+    raise AttributeError(f"module 'samem.synthetic' has no attribute {name!r}")

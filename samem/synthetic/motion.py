@@ -20,7 +20,6 @@ directed      ``2 ndim D tau + |v|^2 tau^2``                          :func:`dir
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 #: Boltzmann constant in pN nm / K
 KB_PN_NM_PER_K = 1.380649e-2
@@ -177,6 +176,8 @@ def confined(
         start = np.asarray(start_nm, dtype=float).reshape(ndim)
     drive = rng.standard_normal((n_frames, ndim)) * np.sqrt(var * (1.0 - a * a))
     drive[0] = start
+    from scipy.signal import lfilter  # imported here: scipy.signal takes ~1 s to import
+
     return lfilter([1.0], [1.0, -a], drive, axis=0)
 
 
