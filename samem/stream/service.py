@@ -285,12 +285,13 @@ class Service:
         try:
             if session.live.particles:
                 stats = session.statistics()
-                final = {**stats.summary, "calibrated": session.calibrated}
-                self.publisher.send("stats", {"seq": session.last_seq, "final": True, "reason": why, **final})
         finally:
             if recorder is not None:
                 recorder.close(stats_writer=(lambda f: write_stats(f, stats)) if stats is not None else None)
                 log.info("recording closed: %s (%d frames)", recorder.path, recorder.frames_written)
+        if stats is not None:  # published after the recording is closed: a consumer may open it now
+            final = {**stats.summary, "calibrated": session.calibrated}
+            self.publisher.send("stats", {"seq": session.last_seq, "final": True, "reason": why, **final})
 
     # ------------------------------------------------------------------ control
     def handle_control(self, raw: bytes) -> dict[str, Any]:
