@@ -19,13 +19,13 @@ from samem.errors import SamemError
 #: subcommand modules, in the order ``samem --help`` lists them
 COMMANDS = [
     "synth",
-    "batch",
-    "plot",
+    "analyze",
     "serve",
     "replay",
-    "analyze",
-    "train",
+    "batch",
+    "plot",
     "eval",
+    "train",
 ]
 
 
