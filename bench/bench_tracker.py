@@ -6,15 +6,21 @@ particles) with seeded random weights (speed does not depend on the weights).
 
 Cases (``--cases``):
   roi-compact    samem ROI mode, samem_compact (the CPU real-time design)
-  full-compact   samem full-frame mode, samem_compact (frame resized to 256)
+  full-compact   samem full-frame mode, samem_compact (frame resized to 128)
   full-t         samem full-frame mode, sam2.1_hiera_t at 1024
   official-t     sam2 SAM2VideoPredictor.propagate_in_video, sam2.1_hiera_t at 1024, fed
                  the same preprocessed frames (its frame loader is patched; it holds the
                  whole video in memory, as it does for a folder of JPEGs)
 
 Per case: frames/s (1 / mean step latency), step latency p50/p99 (ms; the prompted first
-frame and ``--warmup`` frames excluded), peak RSS (MiB, ``ru_maxrss``), and RSS growth
-between the end of warm-up and the last frame.
+frame and ``--warmup`` frames excluded), CPU time per step (ms, all threads of the process;
+with one thread it is what the step costs on an idle core, whatever else the machine runs),
+peak RSS (MiB, ``ru_maxrss``), RSS growth between the end of warm-up and the last frame,
+and the 1-minute load average before and after the case (other jobs slow every timing).
+
+On a CPU shared with other jobs, OpenMP's default of spinning idle threads makes two
+threads 30x slower than one (measured here); the cases therefore run with
+``OMP_WAIT_POLICY=PASSIVE`` unless ``--omp-wait-policy`` says otherwise.
 
 Usage::
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -64,13 +71,14 @@ def _rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _summary(latencies_s: list[float], warmup: int, rss_after_warmup: float) -> dict:
+def _summary(latencies_s: list[float], cpu_s: list[float], warmup: int, rss_after_warmup: float) -> dict:
     steps = np.asarray(latencies_s[warmup:]) * 1e3
     return {
         "frames_timed": int(steps.size),
         "fps": float(1e3 / steps.mean()),
         "p50_ms": float(np.percentile(steps, 50)),
         "p99_ms": float(np.percentile(steps, 99)),
+        "cpu_ms": float(np.mean(cpu_s[warmup:]) * 1e3),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_growth_mib": _rss_mib() - rss_after_warmup,
     }
@@ -83,24 +91,25 @@ def run_samem(mode: str, config: str, n_obj: int, frames: int, warmup: int, seed
 
     model = build_model(config, "cpu", seed=seed)
     tracker = StreamingTracker(model, mode=mode)
-    latencies, rss_warm = [], _rss_mib()
+    latencies, cpu, rss_warm = [], [], _rss_mib()
     for t, (frame, labels, _) in enumerate(iter_frames(_video_params(frames, seed), workers=1)):
-        tic = time.perf_counter()
+        tic, cpu_tic = time.perf_counter(), time.process_time()
         if t == 0:
             tracker.start(frame, _boxes(labels, n_obj))
             start_s = time.perf_counter() - tic
             continue
         tracker.step(frame)
         latencies.append(time.perf_counter() - tic)
+        cpu.append(time.process_time() - cpu_tic)
         if t == warmup:
             rss_warm = _rss_mib()
-    return {"start_s": start_s, **_summary(latencies, warmup, rss_warm)}
+    return {"start_s": start_s, **_summary(latencies, cpu, warmup, rss_warm)}
 
 
 def run_official(config: str, n_obj: int, frames: int, warmup: int, seed: int) -> dict:
+    import sam2.sam2_video_predictor as svp
     import torch
 
-    import sam2.sam2_video_predictor as svp
     from samem.model import build_model
     from samem.synthetic import generate
     from samem.track.preprocess import normalize_frame, resize_square, to_model_input
@@ -116,17 +125,16 @@ def run_official(config: str, n_obj: int, frames: int, warmup: int, seed: int) -
     for oid, box in _boxes(video.labels[0], n_obj).items():
         model.add_new_points_or_box(state, frame_idx=0, obj_id=oid, box=box)
     start_s = time.perf_counter() - tic
-    latencies, rss_warm = [], _rss_mib()
-    tic = time.perf_counter()
+    latencies, cpu, rss_warm = [], [], _rss_mib()
+    tic, cpu_tic = time.perf_counter(), time.process_time()
     for t, _, _ in model.propagate_in_video(state):
-        if t == 0:
-            tic = time.perf_counter()
-            continue
-        latencies.append(time.perf_counter() - tic)
-        tic = time.perf_counter()
+        if t > 0:
+            latencies.append(time.perf_counter() - tic)
+            cpu.append(time.process_time() - cpu_tic)
         if t == warmup:
             rss_warm = _rss_mib()
-    return {"start_s": start_s, **_summary(latencies, warmup, rss_warm)}
+        tic, cpu_tic = time.perf_counter(), time.process_time()
+    return {"start_s": start_s, **_summary(latencies, cpu, warmup, rss_warm)}
 
 
 def _one(args) -> None:
@@ -137,12 +145,19 @@ def _one(args) -> None:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     kind, mode, config = CASES[args.one]
+    load_before = os.getloadavg()[0]
     with torch.inference_mode():
         if kind == "samem":
             res = run_samem(mode, config, args.objects[0], args.frames, args.warmup, args.seed)
         else:
             res = run_official(config, args.objects[0], args.frames, args.warmup, args.seed)
-    print(json.dumps({"case": args.one, "config": config, "objects": args.objects[0], "threads": args.threads, **res}))
+    res["load_before"], res["load_after"] = load_before, os.getloadavg()[0]
+    res["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "unset").lower()
+    print(
+        json.dumps(
+            {"case": args.one, "config": config, "objects": args.objects[0], "threads": args.threads, **res}
+        )
+    )
 
 
 def main(argv=None) -> int:
@@ -154,6 +169,13 @@ def main(argv=None) -> int:
     ap.add_argument("--slow-frames", type=int, default=12, help="frames per Hiera-T case (seconds each)")
     ap.add_argument("--warmup", type=int, default=5, help="step frames excluded from the statistics")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--omp-wait-policy",
+        choices=["passive", "active", "unset"],
+        default="passive",
+        help="OMP_WAIT_POLICY of the cases (passive: idle OpenMP threads sleep instead of spinning, "
+        "which keeps 2 threads usable on a CPU shared with other jobs)",
+    )
     ap.add_argument("--json", help="append result lines to this file")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table at the end")
     ap.add_argument("--one", choices=list(CASES), help=argparse.SUPPRESS)
@@ -166,9 +188,27 @@ def main(argv=None) -> int:
         frames = args.slow_frames if case.endswith("-t") else args.frames
         warmup = min(args.warmup, max(frames - 4, 0))
         for n in args.objects:
-            cmd = [sys.executable, __file__, "--one", case, "--objects", str(n), "--threads", str(args.threads),
-                   "--frames", str(frames), "--warmup", str(warmup), "--seed", str(args.seed)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                case,
+                "--objects",
+                str(n),
+                "--threads",
+                str(args.threads),
+                "--frames",
+                str(frames),
+                "--warmup",
+                str(warmup),
+                "--seed",
+                str(args.seed),
+            ]
+            env = dict(os.environ)
+            env.pop("OMP_WAIT_POLICY", None)
+            if args.omp_wait_policy != "unset":
+                env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode:
                 print(out.stderr[-2000:], file=sys.stderr)
                 return out.returncode
@@ -179,11 +219,17 @@ def main(argv=None) -> int:
                 with open(args.json, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     if args.markdown:
-        print("\n| case | config | objects | frames timed | fps | p50 ms | p99 ms | peak RSS MiB | RSS growth MiB |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(
+            "\n| case | objects | threads | frames | fps | p50 ms | p99 ms | CPU ms/frame | peak RSS MiB "
+            "| RSS growth MiB | load before/after |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['case']} | {r['config']} | {r['objects']} | {r['frames_timed']} | {r['fps']:.2f} | "
-                  f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['peak_rss_mib']:.0f} | {r['rss_growth_mib']:.0f} |")
+            print(
+                f"| {r['case']} | {r['objects']} | {r['threads']} | {r['frames_timed']} | {r['fps']:.2f} | "
+                f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['cpu_ms']:.0f} | {r['peak_rss_mib']:.0f} | "
+                f"{r['rss_growth_mib']:.0f} | {r['load_before']:.1f}/{r['load_after']:.1f} |"
+            )
     return 0
 
 
