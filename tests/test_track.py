@@ -212,3 +212,13 @@ def test_state_is_bounded(tiny, frames, mode):
         assert sorted(spatial) == list(range(34, 40))  # the last num_maskmem - 1 = 6 frames
         assert sorted(memory.non_cond) == list(range(25, 40))  # pointers of the last 16 - 1 frames
         assert list(memory.cond) == [0]
+
+
+@pytest.mark.parametrize("mode", ["roi", "full"])
+def test_frames_smaller_than_the_model_input(tiny, mode):
+    """A 20 x 30 frame: ROI windows (64 px) overhang it on all sides, full mode upsamples it."""
+    frames = np.random.default_rng(3).integers(0, 4000, (3, 20, 30)).astype(np.uint16)
+    tracker = StreamingTracker(tiny, mode=mode)
+    for res in run(tracker, frames, {1: (5, 5, 15, 14)}):
+        assert res[1].mask.shape == (20, 30)
+    assert tracker.frame_index == 2
