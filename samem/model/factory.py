@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,7 +32,7 @@ from samem.config import data_dir
 from samem.errors import SamemError
 
 #: sam2 ships its Hydra model configs inside the installed package
-SAM2_CONFIG_DIR = Path(__import__("importlib").util.find_spec("sam2").origin).parent / "configs"
+SAM2_CONFIG_DIR = Path(importlib.util.find_spec("sam2").origin).parent / "configs"  # found, not imported
 
 # Inference-only switches that ``sam2.build_sam.build_sam2_video_predictor`` adds to every
 # config. Each one is guarded by ``not self.training`` inside sam2, so training is unaffected.
