@@ -31,16 +31,14 @@ RUN apt-get update \
 RUN pip install "torch==${TORCH_VERSION}" --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}"
 
 WORKDIR /opt/samem
-COPY pyproject.toml setup.py constraints.txt ./
-COPY README.md* docs/ ./docs/
+COPY pyproject.toml setup.py constraints.txt README.md ./
+COPY docs ./docs
 COPY samem ./samem
 COPY configs ./configs
 COPY synthetic ./synthetic
 COPY examples ./examples
-# pyproject names README.md as the long description; docs/service.md stands in if it is absent.
 # No build isolation: sam2's setup imports torch, which must be the one installed above.
-RUN if [ -f docs/README.md ]; then mv docs/README.md README.md; else cp docs/service.md README.md; fi \
-    && pip install "setuptools>=68" wheel \
+RUN pip install "setuptools>=68" wheel \
     && PIP_CONSTRAINT=constraints.txt pip install --no-build-isolation ".[formats]" \
     && useradd --create-home --uid 1000 samem \
     && mkdir -p /data && chown samem /data
