@@ -13,7 +13,6 @@ import yaml
 
 from samem.errors import SamemError
 
-
 _PKG = Path(__file__).resolve().parent
 # data package -> (folder inside an installed wheel, folder in the source tree)
 _DATA = {"samem.configs": ("configs", "configs"), "samem.recipes": ("recipes", "synthetic")}

@@ -35,7 +35,9 @@ def to_records(df: pd.DataFrame, dtype: np.dtype | None = None) -> np.ndarray:
     return out
 
 
-def write_table(group: h5py.Group, name: str, df: pd.DataFrame, chunk_rows: int = 4096, **attrs) -> h5py.Dataset:
+def write_table(
+    group: h5py.Group, name: str, df: pd.DataFrame, chunk_rows: int = 4096, **attrs
+) -> h5py.Dataset:
     """Write ``df`` as a resizable compound dataset ``group[name]`` (replacing any old one)."""
     if name in group:
         del group[name]
@@ -51,7 +53,9 @@ def write_table(group: h5py.Group, name: str, df: pd.DataFrame, chunk_rows: int 
 def create_table(group: h5py.Group, name: str, columns: dict[str, np.dtype | str], chunk_rows: int = 4096):
     """Create an empty appendable table with the given column dtypes (``str`` for text)."""
     fields = [(c, _STR if t is str else np.dtype(t)) for c, t in columns.items()]
-    return group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=np.dtype(fields), chunks=(chunk_rows,))
+    return group.create_dataset(
+        name, shape=(0,), maxshape=(None,), dtype=np.dtype(fields), chunks=(chunk_rows,)
+    )
 
 
 def append_rows(ds: h5py.Dataset, df: pd.DataFrame) -> None:
