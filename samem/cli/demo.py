@@ -5,10 +5,6 @@ in a subprocess (auto-prompt, exact-replay backpressure, recording), replays the
 it like a microscope, collects the published results, and prints a summary (particles, D per
 particle against the truth, processing rate) and writes the figures. Run as
 ``python -m samem.cli.demo [--out DIR] [--frames N] [--size PX] [--model M]``.
-
-With the shipped default model still untrained (a random initialisation), the masks and
-therefore the measured D are meaningless; the demo shows the machinery, and the truth column
-shows what a trained model should recover.
 """
 
 from __future__ import annotations
@@ -72,8 +68,8 @@ def run_demo(out: Path, frames: int, size: int, model: str, preset: str, fps: fl
     )
     video = generate(params)
     src = write_h5(video, out / "synthetic.h5")
-    # one encoder pass per frame whatever the particle count: the fastest mode on a CPU
-    (out / "serve.yaml").write_text("model:\n  tracker_mode: full\nstats:\n  every_frames: 50\n")
+    # the tracker runs in the model's own mode (ROI crops for the shipped default)
+    (out / "serve.yaml").write_text("stats:\n  every_frames: 50\n")
 
     print(f"[2/4] starting samem serve (model {model!r}, auto-prompt, recording)", flush=True)
     serve = subprocess.Popen(
@@ -164,8 +160,10 @@ def run_demo(out: Path, frames: int, size: int, model: str, preset: str, fps: fl
         paths = plot_all(present, out, stats=stats, frame_shape=(size, size), formats=("png",))
         print(f"  figures: {', '.join(str(p) for p in paths)}")
     print(f"  recording: {out / 'recording.h5'}; synthetic truth: {src}")
-    if str(model) == "default" and not os.environ.get("SAMEM_DEMO_QUIET"):
-        print("  note: the default model is untrained until trained weights ship; its D values mean nothing")
+    from samem.model.checkpoint import DEFAULT_WEIGHTS
+
+    if str(model) == "default" and not DEFAULT_WEIGHTS.is_file() and not os.environ.get("SAMEM_DEMO_QUIET"):
+        print("  note: no trained default weights are installed; a random model's D values mean nothing")
     return 0
 
 
