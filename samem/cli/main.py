@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# Before torch is imported: OpenMP threads that spin while waiting make every parallel region
+# wait for a descheduled thread when another program holds a core (30x slower measured on 2
+# shared cores, BENCHMARKS.md). A microscope PC always runs other programs, so idle threads
+# sleep unless the user chose otherwise (OMP_WAIT_POLICY=ACTIVE on a dedicated machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from samem import __version__
 from samem.errors import SamemError
