@@ -86,6 +86,43 @@ def _result_attr(res, name, pid):
         raise SamemError(f"tracker result for object {pid!r} has no attribute {name!r}") from None
 
 
+def frame_rows(frame: int, results: Mapping) -> tuple[list[tuple], dict]:
+    """Table rows (:data:`COLUMNS` order) and present positions of one frame of tracker results.
+
+    Parameters
+    ----------
+    frame : int
+        Frame number.
+    results : Mapping
+        object id -> result with attributes ``mask`` (bool H×W), ``score`` (float),
+        ``present`` (bool), ``centroid`` ((x, y) px) and ``bbox`` ((x0, y0, x1, y1) px).
+
+    Returns
+    -------
+    rows : list of tuple
+        One row per object; absent objects have NaN position and shape and area 0.
+    positions : dict
+        object id -> (x, y) px of the objects present (what :meth:`LiveStats.update` takes).
+    """
+    rows, positions = [], {}
+    for pid, res in results.items():
+        present = bool(_result_attr(res, "present", pid))
+        score = float(_result_attr(res, "score", pid))
+        x = y = math.nan
+        if present:
+            cx, cy = _result_attr(res, "centroid", pid)
+            x, y = float(cx), float(cy)
+            present = math.isfinite(x) and math.isfinite(y)
+        if present:
+            area, orient, ecc = mask_shape(_result_attr(res, "mask", pid), getattr(res, "bbox", None))
+            positions[pid] = (x, y)
+        else:
+            x = y = orient = ecc = math.nan
+            area = 0
+        rows.append((int(frame), pid, x, y, area, orient, ecc, score, present))
+    return rows, positions
+
+
 class TrajectoryBuilder:
     """Accumulate tracker results frame by frame into a trajectory table.
 
@@ -132,29 +169,20 @@ class TrajectoryBuilder:
             :meth:`samem.stats.LiveStats.update` takes).
         """
         f = int(frame)
-        if self._last_frame is not None and f <= self._last_frame:
-            raise SamemError(f"frames must increase: got {f} after {self._last_frame}")
         if not isinstance(results, Mapping):
             raise SamemError(f"results must map object id -> result, got {type(results).__name__}")
+        rows, positions = frame_rows(f, results)
+        self.add_rows(f, rows)
+        return positions
+
+    def add_rows(self, frame: int, rows: list[tuple]) -> None:
+        """Add rows already made by :func:`frame_rows` for ``frame`` (no shape work repeated)."""
+        f = int(frame)
+        if self._last_frame is not None and f <= self._last_frame:
+            raise SamemError(f"frames must increase: got {f} after {self._last_frame}")
         self._last_frame = f
         self._cache = None
-        positions = {}
-        for pid, res in results.items():
-            present = bool(_result_attr(res, "present", pid))
-            score = float(_result_attr(res, "score", pid))
-            x = y = math.nan
-            if present:
-                cx, cy = _result_attr(res, "centroid", pid)
-                x, y = float(cx), float(cy)
-                present = math.isfinite(x) and math.isfinite(y)
-            if present:
-                area, orient, ecc = mask_shape(_result_attr(res, "mask", pid), getattr(res, "bbox", None))
-                positions[pid] = (x, y)
-            else:
-                x = y = orient = ecc = math.nan
-                area = 0
-            self._rows.append((f, pid, x, y, area, orient, ecc, score, present))
-        return positions
+        self._rows.extend(rows)
 
     def table(self) -> pd.DataFrame:
         """The trajectory table so far (columns :data:`COLUMNS`, units in ``attrs``)."""

@@ -28,7 +28,7 @@ import pandas as pd
 from samem.errors import SamemError
 from samem.stats.live import LiveStats
 from samem.stats.summary import Statistics, load_config
-from samem.stats.trajectories import TrajectoryBuilder, mask_shape
+from samem.stats.trajectories import COLUMNS, TrajectoryBuilder, frame_rows
 from samem.stream import autoprompt
 from samem.stream.feedback import FeedbackAdvisor
 
@@ -250,9 +250,10 @@ class Session:
         elif self._started:
             results = self.tracker.step(frame, prompts or None)
         self._last = {i: (r.centroid, r.bbox) if r.present else (None, None) for i, r in results.items()}
-        rows, objects, positions, labels = self._tables(seq, results)
+        records, objects, positions, labels = self._tables(seq, results)
+        rows = pd.DataFrame(records, columns=COLUMNS)
         if self.builder is not None:
-            self.builder.add(seq, results)
+            self.builder.add_rows(seq, records)
         if positions or self.live.n_frames:
             self.live.update(seq, positions)
         self.frames_processed += 1
@@ -274,39 +275,18 @@ class Session:
             prompted=sorted(prompts),
         )
 
-    def _tables(self, seq: int, results: Mapping) -> tuple[pd.DataFrame, list, dict, np.ndarray]:
+    def _tables(self, seq: int, results: Mapping) -> tuple[list[tuple], list, dict, np.ndarray]:
         labels = np.zeros(self.frame_shape, np.uint16)
-        records, objects, positions = [], [], {}
-        for oid in sorted(results):
-            r = results[oid]
-            x, y = (float(r.centroid[0]), float(r.centroid[1])) if r.present else (math.nan, math.nan)
-            present = bool(r.present) and math.isfinite(x) and math.isfinite(y)
-            area, orient, ecc = (0, math.nan, math.nan)
+        records, positions = frame_rows(seq, {oid: results[oid] for oid in sorted(results)})
+        objects = []
+        for _, oid, x, y, area, _, _, score, present in records:
             if present:
-                area, orient, ecc = mask_shape(r.mask, r.bbox)
-                positions[oid] = (x, y)
+                r = results[oid]
                 x0, y0, x1, y1 = r.bbox
                 window = labels[y0:y1, x0:x1]
                 window[r.mask[y0:y1, x0:x1]] = oid
-            records.append((seq, oid, x, y, float(area), orient, ecc, float(r.score), present))
-            objects.append(
-                {"id": oid, "x": x, "y": y, "area": int(area), "score": float(r.score), "present": present}
-            )
-        rows = pd.DataFrame(
-            records,
-            columns=[
-                "frame",
-                "particle",
-                "x",
-                "y",
-                "area",
-                "orientation",
-                "eccentricity",
-                "score",
-                "present",
-            ],
-        )
-        return rows, objects, positions, labels
+            objects.append({"id": oid, "x": x, "y": y, "area": int(area), "score": score, "present": present})
+        return records, objects, positions, labels
 
     # ------------------------------------------------------------------ reporting
     @property
