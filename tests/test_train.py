@@ -124,3 +124,34 @@ def test_bad_configs_are_clear_errors(tmp_path, capsys):
         load_train_config("no_such_config")
     assert main(["train", "--config", "tiny", "data.clip_len=1", f"run.out={tmp_path}"]) == 2
     assert "clip_len" in capsys.readouterr().err
+
+
+def _rank(rank: int, port: int, out: str) -> None:
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank))
+    torch.set_num_threads(1)
+    cfg = load_train_config("tiny", [f"run.out={out}/run", "run.val_every=0", "run.seed=0"])
+    trainer = Trainer(cfg)
+    trainer.fit(steps=2, progress=False)
+    torch.save({k: v.clone() for k, v in trainer.model.state_dict().items()}, f"{out}/rank{rank}.pt")
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_two_process_training_averages_gradients(tmp_path):
+    """Under torchrun each rank draws other clips, yet the weights stay identical across ranks."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    fresh = Trainer(_cfg(tmp_path / "fresh"))
+    assert any(not torch.equal(a[k], v) for k, v in fresh.model.state_dict().items())  # it did train
