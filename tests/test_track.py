@@ -14,19 +14,6 @@ from samem.model import build_model
 from samem.track import ObjectResult, StreamingTracker, TrackerOptions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_model("samem_tiny", "cpu", seed=0)
-
-
 @pytest.fixture(scope="module")
 def frames():
     """Two dark discs drifting on noise, 40 frames of 72 x 96 uint8."""

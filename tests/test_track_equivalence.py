@@ -39,15 +39,6 @@ N_FRAMES = 24
 ABSENT = range(8, 12)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared with other jobs: one intra-op thread avoids stalls on busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def video():
     params = SynthParams.from_preset("medium", frames=N_FRAMES, size=96, pixel_size_nm=1.0, seed=3)

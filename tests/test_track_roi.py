@@ -18,23 +18,9 @@ import torch
 import torch.nn.functional as F
 
 import samem.track.tracker as tracker_mod
-from samem.model import build_model
 from samem.track import StreamingTracker
 from samem.track.preprocess import IMAGENET_MEAN, IMAGENET_STD, Levels, apply_levels
 from samem.track.roi import Window, cut, cut_normalized, mask_geometry, paste, window_side
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_model("samem_tiny", "cpu", seed=0)
 
 
 # ---------------------------------------------------------------------- geometry
