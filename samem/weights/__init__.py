@@ -1,0 +1,1 @@
+"""Shipped model weights (``default.pt``: samem's trained default, see docs/model_card.md)."""
