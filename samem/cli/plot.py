@@ -46,17 +46,11 @@ def _find_unit(f, key):
 
 def load_tracks(path: Path, truth: bool = False):
     """Trajectory table (with units in attrs) and frame shape from a results or synthetic file."""
-    import h5py
 
+    from samem.io.h5 import open_h5
     from samem.io.table import read_table
 
-    if not path.is_file():
-        raise SamemError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise SamemError(f"{path}: not an HDF5 file ({exc})") from None
-    with f:
+    with open_h5(path) as f:
         name = "truth/tracks" if truth or "tracks" not in f else "tracks"
         if name not in f:
             raise SamemError(f"{path}: no /tracks or /truth/tracks table")

@@ -33,6 +33,7 @@ import pandas as pd
 
 from samem.errors import SamemError
 from samem.eval.metrics import boundary_f, centroid_errors, identity_metrics, iou
+from samem.io.h5 import open_h5
 from samem.io.table import read_table
 from samem.synthetic import read_truth
 from samem.synthetic.clips import first_frame_boxes
@@ -133,11 +134,7 @@ def score(
 def read_results(results_path: str | Path) -> tuple[Iterable[np.ndarray], pd.DataFrame]:
     """(label images, tracks) of a samem results.h5 (recorder/analyze layout)."""
     path = Path(results_path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise SamemError(f"{path}: not a readable HDF5 file ({exc})") from None
-    with f:
+    with open_h5(path) as f:
         if "labels" not in f or "tracks" not in f:
             raise SamemError(f"{path}: not a samem results file (needs /labels and /tracks)")
         tracks = read_table(f["tracks"])

@@ -141,14 +141,10 @@ class HDF5Reader(VideoReader):
     def __init__(self, path: Path, dataset: str = "frames"):
         import h5py
 
+        from samem.io.h5 import open_h5
+
         self.path = path
-        try:
-            try:
-                self._file = h5py.File(path, "r", swmr=True)
-            except (OSError, ValueError):
-                self._file = h5py.File(path, "r")
-        except OSError as exc:
-            raise SamemError(f"{path}: not a readable HDF5 file ({exc})") from None
+        self._file = open_h5(path, swmr=True)
         if dataset not in self._file:
             self._file.close()
             raise SamemError(

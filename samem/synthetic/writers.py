@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from samem import __version__
 from samem.errors import SamemError
+from samem.io.h5 import open_h5
 from samem.io.table import read_table, write_table
 from samem.synthetic.params import SynthParams
 from samem.synthetic.render import Renderer, SynthVideo, frame_snr, iter_frames
@@ -337,13 +338,7 @@ def read_truth(path, name: str | None = None) -> Truth:
         if len(cands) != 1:
             raise SamemError(f"{path}: expected one truth/<name>.h5, found {[c.name for c in cands]}")
         path = cands[0]
-    if not path.is_file():
-        raise SamemError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise SamemError(f"{path}: not an HDF5 file ({exc})") from None
-    with f:
+    with open_h5(path) as f:
         if "truth" not in f:
             raise SamemError(f"{path}: no /truth group (not a samem synthetic video)")
         g = f["truth"]
