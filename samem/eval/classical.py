@@ -111,17 +111,18 @@ def track_classical(
     ids = _assign_ids(linked, boxes)
     tracks = linked[linked["particle"].isin(ids)].assign(particle=lambda d: d["particle"].map(ids))
     tracks = tracks.drop_duplicates(["frame", "particle"])
-    labels = []
-    for i, band in enumerate(bands):
-        lab = np.zeros(band.shape, np.uint16)
-        for row in tracks[tracks["frame"] == i].itertuples():
-            m, x0, y0 = _mask(band, row.x, row.y, diameter)
-            if m.size:
-                sub = lab[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]]
-                sub[m & (sub == 0)] = row.particle
-        labels.append(lab)
-    tracks = tracks.sort_values(["frame"]).reset_index(drop=True)
-    tracks["area"] = [int((labels[r.frame] == r.particle).sum()) for r in tracks.itertuples()]
+    tracks = tracks.sort_values(["frame"], kind="stable").reset_index(drop=True)
+    labels, areas = [np.zeros(band.shape, np.uint16) for band in bands], []
+    for row in tracks.itertuples():
+        m, x0, y0 = _mask(bands[row.frame], row.x, row.y, diameter)
+        painted = 0
+        if m.size:
+            sub = labels[row.frame][y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]]
+            free = m & (sub == 0)
+            sub[free] = row.particle
+            painted = int(free.sum())
+        areas.append(painted)
+    tracks["area"] = areas
     tracks["present"] = True
     return tracks[["frame", "particle", "x", "y", "area", "present"]], labels
 
