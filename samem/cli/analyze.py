@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tqdm import tqdm
+from samem.cli import frame_progress
 
 
 def add_parser(subparsers) -> None:
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         plots=not args.no_plots,
         model_name=model_name,
-        progress=lambda it: tqdm(it, desc="analyze", unit="frame", disable=not sys.stderr.isatty()),
+        progress=frame_progress("analyze"),
     )
     print(
         f"analysed {report.frames} frames ({report.fps:.1f} frames/s): {report.particles} particles; "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 from pathlib import Path
 
@@ -51,8 +50,7 @@ def _fmt(fmt: str, value) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from samem.cli import frame_progress
     from samem.errors import SamemError
     from samem.eval.evaluate import evaluate
 
@@ -67,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             baseline=args.baseline,
             results=args.results,
             mode=args.mode,
-            progress=lambda it: tqdm(it, desc="samem", unit="frame", disable=not sys.stderr.isatty()),
+            progress=frame_progress("samem"),
         )
     methods = list(metrics)
     print(f"{'metric':<22}" + "".join(f"{m:>14}" for m in methods))

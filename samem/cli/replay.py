@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tqdm import tqdm
+from samem.cli import frame_progress
 
 
 def add_parser(subparsers) -> None:
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
                 start=args.start,
                 stop=args.stop,
                 series=args.series,
-                progress=lambda it: tqdm(it, desc="replay", unit="frame", disable=not sys.stderr.isatty()),
+                progress=frame_progress("replay"),
             )
     print(
         f"sent {report.frames} frames in {report.elapsed_s:.1f} s ({report.fps:.1f} frames/s"
