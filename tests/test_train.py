@@ -107,6 +107,9 @@ def test_checkpoint_resume_and_export(tmp_path):
     assert torch.equal(first.batch(5).images, resumed.batch(5).images)
     resumed.fit(progress=False)
     assert resumed.step == cfg["optim"]["steps"]
+    # rates come from the config on resume (an override must not be overruled by the checkpoint)
+    relr = Trainer(_cfg(tmp_path, "optim.lr=1e-5", "optim.encoder_lr=2e-5"))
+    assert {g["base_lr"] for g in relr.optimizer.param_groups} == {1e-5, 2e-5}
     out = export_weights(tmp_path / "run" / "last.pt", tmp_path / "w.pt")
     import samem
 

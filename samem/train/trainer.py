@@ -155,6 +155,10 @@ class Trainer:
             load_weights(self.model, ckpt["model"], str(last))
             if "optimizer" in ckpt:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
+                # the config, not the checkpoint, sets rates and decay: overrides act on resume
+                fresh = param_groups(self.model, self.cfg["optim"])
+                for group, new in zip(self.optimizer.param_groups, fresh):
+                    group["base_lr"], group["weight_decay"] = new["base_lr"], new["weight_decay"]
             self.step = int(ckpt.get("meta", {}).get("step", 0))
             log.info("resumed %s at step %d", last, self.step)
         elif self.cfg["model"]["init"]:
