@@ -31,6 +31,15 @@ TARGETS = {  # iou, centroid px, id switches, D rel err
 }
 
 
+def held_out_video(folder: Path, preset: str, frames: int, size: int, particles: int) -> Path:
+    """The held-out video of ``preset`` (seed from PRESETS), generated once into ``folder``."""
+    video = Path(folder) / f"{preset}_{PRESETS[preset]}_{size}px_{frames}f.h5"
+    if not video.exists():
+        params = SynthParams.from_preset(preset, frames=frames, size=size, n_particles=particles, seed=PRESETS[preset])
+        write_h5(params, video, progress=False)
+    return video
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
@@ -47,12 +56,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for preset in args.presets:
-        video = out / f"{preset}_{PRESETS[preset]}_{args.size}px_{args.frames}f.h5"
-        if not video.exists():
-            params = SynthParams.from_preset(
-                preset, frames=args.frames, size=args.size, n_particles=args.particles, seed=PRESETS[preset]
-            )
-            write_h5(params, video, progress=False)
+        video = held_out_video(out, preset, args.frames, args.size, args.particles)
         t0 = time.perf_counter()
         results[preset] = evaluate(video, out / f"{preset}_samem", model=args.model, mode=args.mode)
         print(f"{preset}: evaluated in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -1,0 +1,107 @@
+"""Held-out accuracy of training checkpoints: does more training approach the targets?
+
+Each checkpoint (a ``samem train`` ``last.pt`` copy or exported weights) tracks the
+held-out videos of ``bench_accuracy.py`` (same seeds, never used in training); the script
+writes one JSON row per checkpoint and plots mean IoU and centroid error against the
+training step, with the issue-6 targets as dashed lines.
+
+    python bench/bench_learning.py runs/snapshots/step_*.pt --frames 300 --out bench/results/learning
+
+Rows already in ``OUT/learning.json`` are kept, so checkpoints can be added as training goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_accuracy import PRESETS, TARGETS, held_out_video
+from matplotlib.figure import Figure
+
+from samem.eval.evaluate import evaluate
+from samem.model.checkpoint import read_checkpoint
+
+
+def checkpoint_step(path: Path) -> int:
+    """Training step stored in a checkpoint's meta (else the number in its file name)."""
+    meta = read_checkpoint(path).get("meta", {})
+    if "step" in meta:
+        return int(meta["step"])
+    found = re.findall(r"\d+", path.stem)
+    if not found:
+        raise SystemExit(f"{path}: no step in its meta or name")
+    return int(found[-1])
+
+
+def plot(rows: list[dict], out: Path) -> None:
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    colors = {"thin": "C0", "medium": "C1", "thick": "C2"}
+    for preset, color in colors.items():
+        pts = sorted((r["step"], r[preset]) for r in rows if preset in r)
+        if not pts:
+            continue
+        steps = [p[0] for p in pts]
+        ax1.plot(steps, [p[1]["iou_mean"] for p in pts], "o-", color=color, label=preset, ms=4)
+        ax2.plot(steps, [p[1]["centroid_err_px"] for p in pts], "o-", color=color, label=preset, ms=4)
+        iou, cen, _, _ = TARGETS[preset]
+        ax1.axhline(iou, color=color, ls="--", lw=0.8)
+        ax2.axhline(cen, color=color, ls="--", lw=0.8)
+    ax1.set_ylim(0, 1)
+    ax1.set_ylabel("mean mask IoU (held-out, 300 frames)")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("centroid error (px)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("training step")
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(frameon=False, fontsize=8, title="dashed: target", title_fontsize=8)
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoints", nargs="*", type=Path)
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--particles", type=int, default=4)
+    ap.add_argument("--presets", nargs="+", default=list(PRESETS))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=Path("bench/results/learning"))
+    ap.add_argument("--plot", type=Path, help="figure path (default OUT/learning.png)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = args.out / "learning.json"
+    rows = json.loads(table.read_text())["rows"] if table.exists() else []
+    machine = f"{platform.processor() or platform.machine()}, {args.threads} torch threads"
+    for ckpt in args.checkpoints:
+        step = checkpoint_step(ckpt)
+        row = {"step": step, "checkpoint": str(ckpt)}
+        for preset in args.presets:
+            video = held_out_video(args.out, preset, args.frames, args.size, args.particles)
+            t0 = time.perf_counter()
+            m = evaluate(video, args.out / f"{preset}_run", model=str(ckpt), baseline=None)["samem"]
+            row[preset] = {k: m[k] for k in ("iou_mean", "jf_mean", "centroid_err_px", "id_switches", "d_rel_err")}
+            print(
+                f"step {step} {preset}: IoU {m['iou_mean']:.3f}, centroid {m['centroid_err_px']:.2f} px, "
+                f"ID switches {m['id_switches']}, D {m['d_rel_err']:.1%} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+        rows = [r for r in rows if r["step"] != step] + [row]
+        rows.sort(key=lambda r: r["step"])
+        table.write_text(json.dumps({"machine": machine, "frames": args.frames, "rows": rows}, indent=1, default=float))
+    plot(rows, args.plot or args.out / "learning.png")
+    print(f"{len(rows)} checkpoints; table {table}; figure {args.plot or args.out / 'learning.png'}")
+    for r in rows:
+        ious = [r[p]["iou_mean"] for p in args.presets if p in r]
+        print(f"step {r['step']}: mean IoU over presets {np.mean(ious):.3f}")
+
+
+if __name__ == "__main__":
+    main()
