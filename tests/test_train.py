@@ -1,5 +1,7 @@
 """Training: losses, tracker-identical batches, learning, checkpoint/resume, export, errors."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -116,6 +118,30 @@ def test_checkpoint_resume_and_export(tmp_path):
     model = samem.load_model(str(out))
     assert int(model.image_size) == 64
     assert "optimizer" not in torch.load(out, weights_only=True)
+
+
+def test_ema_weights_are_kept_resumed_and_exported(tmp_path):
+    cfg = _cfg(tmp_path, "optim.ema_decay=0.9", "run.val_every=2")
+    trainer = Trainer(cfg)
+    start = {k: p.clone() for k, p in trainer.ema.named_parameters()}
+    trainer.fit(steps=3, progress=False)
+    live, ema = trainer.model.state_dict(), trainer.ema.state_dict()
+    moved = [k for k, p in trainer.ema.named_parameters() if not torch.equal(p, start[k])]
+    assert moved, "the average never moved"
+    # the average lies between its start and the live weights, not on them
+    assert any(not torch.equal(live[k], ema[k]) for k in moved)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_iou_ema" in r and 0 <= r["val_iou_ema"] <= 1 for r in rows)
+    resumed = Trainer(cfg)
+    for k, v in resumed.ema.state_dict().items():
+        assert torch.equal(v, ema[k]), k
+    out = export_weights(tmp_path / "run" / "last.pt", tmp_path / "ema.pt")
+    shipped = torch.load(out, weights_only=True)
+    assert shipped["meta"]["weights"] == "ema" and torch.equal(shipped["model"][moved[0]], ema[moved[0]])
+    raw = torch.load(export_weights(tmp_path / "run" / "last.pt", tmp_path / "raw.pt", ema=False), weights_only=True)
+    assert raw["meta"]["weights"] == "live" and torch.equal(raw["model"][moved[0]], live[moved[0]])
+    with pytest.raises(SamemError, match="ema_decay"):
+        _cfg(tmp_path, "optim.ema_decay=1.0")
 
 
 def test_bad_configs_are_clear_errors(tmp_path, capsys):

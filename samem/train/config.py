@@ -44,6 +44,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "warmup_steps": 200,
         "min_lr_ratio": 0.05,
         "grad_clip": 1.0,
+        "ema_decay": 0.0,
     },
     "loss": {"mask": 20.0, "dice": 1.0, "iou": 1.0, "score": 1.0},
     "run": {
@@ -127,6 +128,8 @@ def _check(cfg: dict[str, Any]) -> None:
         value = cfg[section][key]
         if not isinstance(value, (int, float)) or value <= 0:
             raise SamemError(f"{section}.{key} must be a positive number, got {value!r}")
+    if not 0.0 <= cfg["optim"]["ema_decay"] < 1.0:
+        raise SamemError(f"optim.ema_decay must be in [0, 1) (0 = off), got {cfg['optim']['ema_decay']!r}")
     if cfg["data"]["clip_len"] < 2:
         raise SamemError("data.clip_len must be at least 2 (a prompt frame and a propagated frame)")
     if cfg["data"]["source"] not in ("synthetic", "h5", "folder"):

@@ -18,6 +18,7 @@ different clips and gradients are averaged across ranks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -143,12 +144,18 @@ class Trainer:
             param_groups(self.model, cfg["optim"]), betas=tuple(cfg["optim"]["betas"])
         )
         self.step = 0
-        self._resume_or_init()
+        resumed = self._resume_or_init()
+        self.ema = None
+        if cfg["optim"]["ema_decay"] > 0:
+            self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+            if resumed is not None and "ema" in resumed:
+                load_weights(self.ema, resumed["ema"], str(self.out / "last.pt"))
         self.train_clip = clip_source(cfg["data"])
         self.val_clip = clip_source(cfg["data"], seed=cfg["data"]["val_seed"])
 
     # ------------------------------------------------------------------ state
-    def _resume_or_init(self) -> None:
+    def _resume_or_init(self) -> dict | None:
+        """Load ``last.pt`` if the run exists (returned) or the ``init`` weights."""
         last = self.out / "last.pt"
         if last.is_file():
             ckpt = read_checkpoint(last)
@@ -161,16 +168,21 @@ class Trainer:
                     group["base_lr"], group["weight_decay"] = new["base_lr"], new["weight_decay"]
             self.step = int(ckpt.get("meta", {}).get("step", 0))
             log.info("resumed %s at step %d", last, self.step)
+            return ckpt
         elif self.cfg["model"]["init"]:
             init = Path(self.cfg["model"]["init"])
             load_weights(self.model, read_checkpoint(init)["model"], str(init))
             log.info("initialised from %s", init)
+        return None
 
     def save(self, path: Path | None = None, with_optimizer: bool = True) -> Path:
         """Write a self-describing checkpoint atomically (``last.pt`` by default)."""
         path = path or self.out / "last.pt"
         meta = {"step": self.step, "train_config": self.cfg, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         ckpt = {"model": self.model.state_dict(), "config": self.model_config, "meta": meta}
+        if self.ema is not None:
+            ckpt["ema"] = self.ema.state_dict()
+            meta["ema_decay"] = self.cfg["optim"]["ema_decay"]
         if with_optimizer:
             ckpt["optimizer"] = self.optimizer.state_dict()
         tmp = path.with_name(path.name + ".tmp")
@@ -210,25 +222,45 @@ class Trainer:
                     p.grad /= self.world
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt["grad_clip"])
         self.optimizer.step()
+        self._update_ema()
         self.step += 1
         out = {k: float(v.detach()) for k, v in losses.items()}
         out.update(track_iou=float(ious[1:].mean()), grad_norm=float(grad_norm), lr=opt["lr"] * factor)
         return out
 
     @torch.no_grad()
+    def _update_ema(self) -> None:
+        """Exponential moving average of the weights (decay ramps up over the first steps)."""
+        if self.ema is None:
+            return
+        decay = min(self.cfg["optim"]["ema_decay"], (1 + self.step) / (10 + self.step))
+        ema, live = list(self.ema.parameters()), list(self.model.parameters())
+        torch._foreach_lerp_(ema, live, 1.0 - decay)
+        for b_ema, b in zip(self.ema.buffers(), self.model.buffers()):
+            b_ema.copy_(b)
+
+    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean IoU over the propagated frames of ``val_clips`` fixed held-out clips."""
-        self.model.eval()
-        n = self.cfg["data"]["val_clips"]
-        per = self.cfg["data"]["clips_per_batch"]
-        ious, totals = [], []
-        for k in range(0, n, per):
-            batch = self.batch(0, self.val_clip, offset=k)
-            with self._autocast():
-                losses, iou = clip_forward(self.model, batch, self.device, self.weights)
-            ious.append(iou[1:].flatten())
-            totals.append(float(losses["total"]))
-        return {"val_iou": float(torch.cat(ious).mean()), "val_loss": float(np.mean(totals))}
+        """Mean IoU over the propagated frames of ``val_clips`` fixed held-out clips.
+
+        With ``optim.ema_decay`` the averaged weights are scored too (``val_iou_ema``).
+        """
+        models = {"": self.model} | ({"_ema": self.ema} if self.ema is not None else {})
+        out = {}
+        for suffix, model in models.items():
+            model.eval()
+            n = self.cfg["data"]["val_clips"]
+            per = self.cfg["data"]["clips_per_batch"]
+            ious, totals = [], []
+            for k in range(0, n, per):
+                batch = self.batch(0, self.val_clip, offset=k)
+                with self._autocast():
+                    losses, iou = clip_forward(model, batch, self.device, self.weights)
+                ious.append(iou[1:].flatten())
+                totals.append(float(losses["total"]))
+            out[f"val_iou{suffix}"] = float(torch.cat(ious).mean())
+            out[f"val_loss{suffix}"] = float(np.mean(totals))
+        return out
 
     def fit(self, steps: int | None = None, progress: bool = True) -> dict[str, float]:
         """Train until ``optim.steps`` (or ``steps`` more steps), checkpointing and logging."""
@@ -272,12 +304,18 @@ class Trainer:
         return last
 
 
-def export_weights(checkpoint: str | Path, out: str | Path) -> Path:
-    """Strip a training checkpoint to the shipped form ``{"model", "config", "meta"}`` (fp32 weights)."""
+def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True) -> Path:
+    """Strip a training checkpoint to the shipped form ``{"model", "config", "meta"}`` (fp32 weights).
+
+    The moving-average weights are exported when the run kept them (``optim.ema_decay``)
+    and ``ema`` is true; ``meta["weights"]`` says which were taken.
+    """
     ckpt = read_checkpoint(checkpoint)
     if "config" not in ckpt:
         raise SamemError(f"{checkpoint}: not a samem training checkpoint (no model config inside)")
-    slim = {"model": ckpt["model"], "config": ckpt["config"], "meta": ckpt.get("meta", {})}
+    take_ema = ema and "ema" in ckpt
+    meta = {**ckpt.get("meta", {}), "weights": "ema" if take_ema else "live"}
+    slim = {"model": ckpt["ema"] if take_ema else ckpt["model"], "config": ckpt["config"], "meta": meta}
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     torch.save(slim, tmp)
