@@ -1,7 +1,7 @@
 """Held-out accuracy of training checkpoints: does more training approach the targets?
 
 Each checkpoint (a ``samem train`` ``last.pt`` copy or exported weights) tracks the
-held-out videos of ``bench_accuracy.py`` (same seeds, never used in training); the script
+held-out videos of ``bench_accuracy.py`` (same seeds, never used in training, pooled the same way); the script
 writes one JSON row per checkpoint and plots mean IoU and centroid error against the
 training step, with the issue-6 targets as dashed lines.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_accuracy import PRESETS, TARGETS, held_out_video
+from bench_accuracy import PRESETS, TARGETS, held_out_seeds, held_out_video, pool
 from matplotlib.figure import Figure
 
 from samem.eval.evaluate import evaluate
@@ -54,7 +54,7 @@ def plot(rows: list[dict], out: Path) -> None:
         ax1.axhline(iou, color=color, ls="--", lw=0.8)
         ax2.axhline(cen, color=color, ls="--", lw=0.8)
     ax1.set_ylim(0, 1)
-    ax1.set_ylabel("mean mask IoU (held-out, 300 frames)")
+    ax1.set_ylabel("mean mask IoU (held-out videos)")
     ax2.set_yscale("log")
     ax2.set_ylabel("centroid error (px)")
     for ax in (ax1, ax2):
@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--particles", type=int, default=4)
+    ap.add_argument("--videos", type=int, default=3, help="held-out videos per preset")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("bench/results/learning"))
@@ -84,10 +85,18 @@ def main() -> None:
         step = checkpoint_step(ckpt)
         row = {"step": step, "checkpoint": str(ckpt)}
         for preset in args.presets:
-            video = held_out_video(args.out, preset, args.frames, args.size, args.particles)
             t0 = time.perf_counter()
-            m = evaluate(video, args.out / f"{preset}_run", model=str(ckpt), baseline=None)["samem"]
-            row[preset] = {k: m[k] for k in ("iou_mean", "jf_mean", "centroid_err_px", "id_switches", "d_rel_err")}
+            per_video = []
+            for seed in held_out_seeds(preset, args.videos):
+                video = held_out_video(args.out, preset, seed, args.frames, args.size, args.particles)
+                per_video.append(
+                    evaluate(video, args.out / f"{preset}_run", model=str(ckpt), baseline=None)["samem"]
+                )
+            m = pool(per_video)
+            row[preset] = {
+                k: m[k] for k in ("iou_mean", "jf_mean", "centroid_err_px", "id_switches", "d_rel_err")
+            }
+            row[preset]["iou_per_video"] = [v["iou_mean"] for v in m["videos"]]
             print(
                 f"step {step} {preset}: IoU {m['iou_mean']:.3f}, centroid {m['centroid_err_px']:.2f} px, "
                 f"ID switches {m['id_switches']}, D {m['d_rel_err']:.1%} ({time.perf_counter() - t0:.0f} s)",
@@ -95,7 +104,8 @@ def main() -> None:
             )
         rows = [r for r in rows if r["step"] != step] + [row]
         rows.sort(key=lambda r: r["step"])
-        table.write_text(json.dumps({"machine": machine, "frames": args.frames, "rows": rows}, indent=1, default=float))
+        payload = {"machine": machine, "frames": args.frames, "videos_per_preset": args.videos, "rows": rows}
+        table.write_text(json.dumps(payload, indent=1, default=float))
     plot(rows, args.plot or args.out / "learning.png")
     print(f"{len(rows)} checkpoints; table {table}; figure {args.plot or args.out / 'learning.png'}")
     for r in rows:
