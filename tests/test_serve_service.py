@@ -271,6 +271,8 @@ def test_control_commands_validate_and_never_break_service(video):
             msgs = run.collect(lambda t, p: t == "frame" and p["seq"] == 2)
             assert gone not in [o["id"] for o in msgs[-1][1]["objects"]]
             assert run.command({"cmd": "reset"})["objects"] == []
+            reused = run.command({"cmd": "prompt", "boxes": {str(gone): first[str(gone)]}})
+            assert not reused["ok"] and "new ids" in reused["error"]
             tx.send(video.frames[3], seq=3)
             msgs = run.collect(lambda t, p: t == "frame" and p["seq"] == 3)
             assert msgs[-1][1]["objects"] == []

@@ -69,8 +69,13 @@ def test_prompt_remove_reset_validation(video):
     first = sorted(boxes)[0]
     s.remove([first])
     assert first not in [o["id"] for o in s.process(1, video.frames[1]).objects]
+    with pytest.raises(SamemError, match=r"removed or reset.*next free: 4"):
+        s.prompt({first: boxes[first]})  # a removed track's id is not reused
     s.reset()
     assert s.object_ids == [] and s.process(2, video.frames[2]).objects == []
+    with pytest.raises(SamemError, match=r"\[2, 3\] belonged"):
+        s.prompt({2: boxes[first], 3: boxes[first], 7: boxes[first]})
+    assert s._pending == {}  # a refused prompt changes nothing
     s.prompt({7: boxes[first]})
     assert [o["id"] for o in s.process(3, video.frames[3]).objects] == [7]
 

@@ -136,6 +136,7 @@ class Session:
         self._auto = bool(auto_prompt)
         self._auto_frames: deque[np.ndarray] = deque(maxlen=max(1, int(self.auto_cfg["frames"])))
         self._pending: dict[int, Box] = {}
+        self._ended: set[int] = set()  # ids of tracks removed or reset: never reused in this series
         self._started = False
         # last frame's {id: (centroid or None, bbox or None)}; masks are not kept (full-frame arrays)
         self._last: dict[int, tuple] = {}
@@ -153,8 +154,18 @@ class Session:
                 raise SamemError(f"box {[x0, y0, x1, y1]} of object {oid} is outside the {w} x {h} frame")
 
     def prompt(self, boxes: Mapping[int, Box]) -> None:
-        """Add or correct objects on the next processed frame (boxes in px)."""
+        """Add or correct objects on the next processed frame (boxes in px).
+
+        An id whose track was removed or reset in this series is refused: its new particle
+        would be joined to the old trajectory and its statistics.
+        """
         self.check_boxes(boxes)
+        reused = sorted(int(k) for k in boxes if int(k) in self._ended)
+        if reused:
+            raise SamemError(
+                f"object id(s) {reused} belonged to tracks that were removed or reset in this series; "
+                f"use new ids (next free: {self._next_id})"
+            )
         self._pending.update({int(k): tuple(map(float, v)) for k, v in boxes.items()})
         self._next_id = max(self._next_id, max(self._pending) + 1)
 
@@ -169,9 +180,11 @@ class Session:
             if i in tracked:
                 self.tracker.remove(i)
                 self._last.pop(i, None)
+                self._ended.add(i)
 
     def reset(self) -> None:
         """Forget every object (tracks already recorded stay); auto-prompt runs again if enabled."""
+        self._ended.update(self.object_ids)
         self.tracker.reset()
         self._pending.clear()
         self._last.clear()
