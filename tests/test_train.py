@@ -138,7 +138,9 @@ def test_ema_weights_are_kept_resumed_and_exported(tmp_path):
     out = export_weights(tmp_path / "run" / "last.pt", tmp_path / "ema.pt")
     shipped = torch.load(out, weights_only=True)
     assert shipped["meta"]["weights"] == "ema" and torch.equal(shipped["model"][moved[0]], ema[moved[0]])
-    raw = torch.load(export_weights(tmp_path / "run" / "last.pt", tmp_path / "raw.pt", ema=False), weights_only=True)
+    raw = torch.load(
+        export_weights(tmp_path / "run" / "last.pt", tmp_path / "raw.pt", ema=False), weights_only=True
+    )
     assert raw["meta"]["weights"] == "live" and torch.equal(raw["model"][moved[0]], live[moved[0]])
     with pytest.raises(SamemError, match="ema_decay"):
         _cfg(tmp_path, "optim.ema_decay=1.0")
