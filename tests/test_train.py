@@ -186,3 +186,44 @@ def test_two_process_training_averages_gradients(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     fresh = Trainer(_cfg(tmp_path / "fresh"))
     assert any(not torch.equal(a[k], v) for k, v in fresh.model.state_dict().items())  # it did train
+
+
+def test_training_clips_from_hdf5_and_davis_folders(tmp_path):
+    from samem.synthetic import SynthParams, generate, write_folder, write_h5
+    from samem.train.data import clip_source
+
+    video = generate(SynthParams.from_preset("thin", frames=6, size=96, n_particles=2, seed=4))
+    h5 = write_h5(video, tmp_path / "v.h5", progress=False)
+    write_folder(video, tmp_path / "davis", name="v1")
+    for source, path in (("h5", h5), ("folder", tmp_path / "davis")):
+        data = {"source": source, "paths": [str(path)], "clip_len": 3, "seed": 0}
+        get = clip_source(data)
+        clip = get(5)
+        assert clip.frames.shape == (3, 96, 96) and clip.labels.shape == (3, 96, 96)
+        start = next(t for t in range(4) if np.array_equal(clip.labels, video.labels[t : t + 3]))
+        if source == "h5":  # lossless; the folder format stores JPEG frames
+            assert np.array_equal(clip.frames, video.frames[start : start + 3])
+        else:
+            assert np.abs(clip.frames.astype(float) - video.frames[start : start + 3]).mean() < 3
+        # the prompts are the first frame's objects, and the same index gives the same clip
+        assert set(clip.object_ids.tolist()) <= set(np.unique(clip.labels[0]).tolist()) - {0}
+        assert np.array_equal(get(5).labels, clip.labels)
+    with pytest.raises(SamemError, match="no such file"):
+        clip_source({"source": "h5", "paths": [str(tmp_path / "none.h5")], "clip_len": 3, "seed": 0})
+    (tmp_path / "bad.h5").write_text("not hdf5")
+    with pytest.raises(SamemError, match="not a readable HDF5"):
+        clip_source({"source": "h5", "paths": [str(tmp_path / "bad.h5")], "clip_len": 3, "seed": 0})
+    with pytest.raises(SamemError, match="fewer than clip_len"):
+        clip_source({"source": "h5", "paths": [str(h5)], "clip_len": 9, "seed": 0})
+    # colour label masks are refused with the reason, not misread
+    import cv2
+
+    from samem.io.readers import read_label_image
+
+    rgb = tmp_path / "rgb.png"
+    cv2.imwrite(str(rgb), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(SamemError, match="palettised or greyscale"):
+        read_label_image(rgb)
+    wide = tmp_path / "wide.png"
+    cv2.imwrite(str(wide), np.full((8, 8), 300, np.uint16))
+    assert read_label_image(wide).max() == 300

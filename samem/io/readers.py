@@ -322,6 +322,31 @@ def _read_image(path: Path) -> np.ndarray:
     return to_gray(img, order="bgr")
 
 
+def read_label_image(path: str | Path) -> np.ndarray:
+    """Instance labels from a PNG mask (DAVIS: palettised, value = object id; or 8/16-bit grey).
+
+    Returns
+    -------
+    np.ndarray
+        ``(H, W)`` uint16 object ids, 0 = background.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("P", "L", "I;16", "I"):
+                raise SamemError(
+                    f"{path}: label masks must be palettised or greyscale PNGs (value = object id), "
+                    f"not mode {img.mode}"
+                )
+            labels = np.asarray(img)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SamemError(f"{path}: not a readable label image ({exc})") from None
+    if labels.min() < 0 or labels.max() > np.iinfo(np.uint16).max:
+        raise SamemError(f"{path}: label values outside 0..65535")
+    return labels.astype(np.uint16)
+
+
 class ImageFolderReader(VideoReader):
     """A folder of JPEG/PNG/TIFF images, one frame each, in natural sort order (frame2 < frame10)."""
 

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import h5py
 import numpy as np
 
 from samem.errors import SamemError
+from samem.io.h5 import open_h5
+from samem.io.readers import read_label_image
 from samem.synthetic.clips import Clip, ClipStream, first_frame_boxes
 
 ClipSource = Callable[[int], Clip]
@@ -47,14 +48,11 @@ class _Videos:
 
     def _open(self, path: Path) -> tuple[Path, int]:
         if self.kind == "h5":
-            try:
-                with h5py.File(path, "r") as f:
-                    key = "truth/labels" if "truth/labels" in f else "labels"
-                    if "frames" not in f or key not in f:
-                        raise SamemError(f"{path}: needs /frames and /truth/labels (or /labels) for training")
-                    n = min(len(f["frames"]), len(f[key]))
-            except OSError as exc:
-                raise SamemError(f"{path}: not a readable HDF5 file ({exc})") from None
+            with open_h5(path) as f:
+                key = "truth/labels" if "truth/labels" in f else "labels"
+                if "frames" not in f or key not in f:
+                    raise SamemError(f"{path}: needs /frames and /truth/labels (or /labels) for training")
+                n = min(len(f["frames"]), len(f[key]))
         else:
             n = len(list(path.glob("*.png")))
             if n == 0:
@@ -66,7 +64,7 @@ class _Videos:
     def _read(self, path: Path, start: int) -> tuple[np.ndarray, np.ndarray]:
         stop = start + self.clip_len
         if self.kind == "h5":
-            with h5py.File(path, "r") as f:
+            with open_h5(path) as f:
                 key = "truth/labels" if "truth/labels" in f else "labels"
                 return f["frames"][start:stop], f[key][start:stop]
         masks = sorted(path.glob("*.png"))[start:stop]
@@ -77,8 +75,8 @@ class _Videos:
             if img is None:
                 raise SamemError(f"{jpeg_dir}: no frame for label {m.name}")
             frames.append(cv2.imread(str(img), cv2.IMREAD_GRAYSCALE))
-        labels = [cv2.imread(str(m), cv2.IMREAD_UNCHANGED) for m in masks]
-        return np.stack(frames), np.stack(labels).astype(np.uint16)
+        labels = [read_label_image(m) for m in masks]
+        return np.stack(frames), np.stack(labels)
 
     def __call__(self, index: int) -> Clip:
         rng = np.random.default_rng((self.seed, index))
