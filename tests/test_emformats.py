@@ -180,8 +180,13 @@ def test_fei_tiff_calibration_through_rsciio(tmp_path, frames):
 
 def test_imagej_tiff_calibration_is_kept(tmp_path, frames):
     path = tmp_path / "ij.tif"
-    tifffile.imwrite(path, frames, imagej=True, resolution=(1 / 0.8, 1 / 0.8),
-                     metadata={"unit": "nm", "finterval": 0.05, "axes": "TYX"})
+    tifffile.imwrite(
+        path,
+        frames,
+        imagej=True,
+        resolution=(1 / 0.8, 1 / 0.8),
+        metadata={"unit": "nm", "finterval": 0.05, "axes": "TYX"},
+    )
     with open_video(path) as r:
         assert r.metadata["pixel_size_nm"] == pytest.approx(0.8, rel=1e-6)
         assert r.metadata["frame_interval_s"] == pytest.approx(0.05)
@@ -267,8 +272,15 @@ def test_file_without_images(tmp_path):
     from rsciio.emd import file_writer
 
     axes = [{"name": "E", "size": 50, "scale": 0.01, "offset": 0.0, "units": "keV", "navigate": False}]
-    file_writer(str(path), {"data": np.arange(50.0), "axes": axes,
-                            "metadata": {"General": {"title": "s"}, "Signal": {}}, "original_metadata": {}})
+    file_writer(
+        str(path),
+        {
+            "data": np.arange(50.0),
+            "axes": axes,
+            "metadata": {"General": {"title": "s"}, "Signal": {}},
+            "original_metadata": {},
+        },
+    )
     with pytest.raises(SamemError, match=r"spectrum.emd: no grayscale image or image stack .*\(50,\)"):
         open_video(path)
 

@@ -66,8 +66,13 @@ def test_hdf5_without_frames_is_a_user_error(tmp_path):
 
 def test_tiff_uncompressed_is_memory_mapped(tmp_path, frames):
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, frames, imagej=True, resolution=(1 / 0.002, 1 / 0.002),
-                     metadata={"unit": "um", "finterval": 0.25, "axes": "TYX"})
+    tifffile.imwrite(
+        path,
+        frames,
+        imagej=True,
+        resolution=(1 / 0.002, 1 / 0.002),
+        metadata={"unit": "um", "finterval": 0.25, "axes": "TYX"},
+    )
     with open_video(path) as r:
         assert r._mm is not None
         assert r.shape == (6, 24, 40)
