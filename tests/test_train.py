@@ -227,3 +227,30 @@ def test_training_clips_from_hdf5_and_davis_folders(tmp_path):
     wide = tmp_path / "wide.png"
     cv2.imwrite(str(wide), np.full((8, 8), 300, np.uint16))
     assert read_label_image(wide).max() == 300
+
+
+def test_fine_tune_from_a_meta_style_checkpoint(tmp_path, capsys):
+    """--init reads {"model": state_dict} (Meta's and SAM-EM's layout) and starts from those weights."""
+    from samem.model import build_model
+    from samem.model.factory import resolve_config
+
+    torch.manual_seed(123)
+    source = build_model(resolve_config("samem_tiny"))
+    init = tmp_path / "meta_style.pt"
+    torch.save({"model": source.state_dict()}, init)
+    trainer = Trainer(_cfg(tmp_path, f"model.init={init}"))
+    for k, v in source.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[k], v), k
+    out = tmp_path / "cli"
+    args = ["train", "--config", "tiny", "--init", str(init), "--out", str(out), "--steps", "1"]
+    assert main([*args, "--no-progress", "--export", str(tmp_path / "tuned.pt")]) == 0
+    tuned = torch.load(tmp_path / "tuned.pt", weights_only=True)
+    assert tuned["meta"]["step"] == 1
+    # a checkpoint of another architecture is a clear error naming the file, before any training
+    torch.manual_seed(0)
+    other = build_model(resolve_config("samem_compact"))
+    torch.save({"model": other.state_dict()}, tmp_path / "compact.pt")
+    bad = ["train", "--config", "tiny", "--init", str(tmp_path / "compact.pt"), "--out", str(tmp_path / "x")]
+    assert main([*bad, "--no-progress"]) == 2
+    assert "compact.pt" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "last.pt").exists()
