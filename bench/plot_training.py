@@ -3,7 +3,8 @@
     python bench/plot_training.py runs/default/metrics.jsonl --out docs/img/training_default.png
 
 Left: total loss and its mask terms per logged step; right: IoU on the propagated frames of
-the training batches (smoothed) and on the held-out validation clips.
+the training batches (smoothed) and on the held-out validation clips (live weights, and the
+moving average where the run keeps one).
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def main() -> None:
     ax2.plot(step[w - 1 :] if len(tiou) >= w else step, smooth(tiou, w), label="training batches", lw=1.2)
     if val:
         ax2.plot([r["step"] for r in val], [r["val_iou"] for r in val], "o-", label="held-out clips", ms=3)
+    ema = [r for r in val if "val_iou_ema" in r]
+    if ema:
+        ax2.plot(
+            [r["step"] for r in ema], [r["val_iou_ema"] for r in ema], "s-", label="held-out, EMA", ms=3
+        )
     ax2.set_ylim(0, 1)
     ax2.set_xlabel("training step")
     ax2.set_ylabel("mask IoU, propagated frames")
