@@ -2,8 +2,8 @@
 
 Each checkpoint (a ``samem train`` ``last.pt`` copy or exported weights) tracks the
 held-out videos of ``bench_accuracy.py`` (same seeds, never used in training, pooled the same way); the script
-writes one JSON row per checkpoint and plots mean IoU and centroid error against the
-training step, with the issue-6 targets as dashed lines.
+writes one JSON row per checkpoint and plots mean IoU (band: the videos' range) and centroid
+error against the training step, with the issue-6 targets as dashed lines.
 
     python bench/bench_learning.py runs/snapshots/step_*.pt --frames 300 --out bench/results/learning
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from bench_accuracy import PRESETS, TARGETS, held_out_seeds, held_out_video, pool
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from samem.eval.evaluate import evaluate
 from samem.model.checkpoint import read_checkpoint
@@ -49,6 +50,9 @@ def plot(rows: list[dict], out: Path) -> None:
             continue
         steps = [p[0] for p in pts]
         ax1.plot(steps, [p[1]["iou_mean"] for p in pts], "o-", color=color, label=preset, ms=4)
+        spread = [p[1].get("iou_per_video", [p[1]["iou_mean"]]) for p in pts]
+        low, high = [min(v) for v in spread], [max(v) for v in spread]
+        ax1.fill_between(steps, low, high, color=color, alpha=0.15, lw=0)
         ax2.plot(steps, [p[1]["centroid_err_px"] for p in pts], "o-", color=color, label=preset, ms=4)
         iou, cen, _, _ = TARGETS[preset]
         ax1.axhline(iou, color=color, ls="--", lw=0.8)
@@ -56,11 +60,12 @@ def plot(rows: list[dict], out: Path) -> None:
     ax1.set_ylim(0, 1)
     ax1.set_ylabel("mean mask IoU (held-out videos)")
     ax2.set_yscale("log")
+    ax2.yaxis.set_major_formatter(ScalarFormatter())
     ax2.set_ylabel("centroid error (px)")
     for ax in (ax1, ax2):
         ax.set_xlabel("training step")
         ax.spines[["top", "right"]].set_visible(False)
-        ax.legend(frameon=False, fontsize=8, title="dashed: target", title_fontsize=8)
+        ax.legend(frameon=False, fontsize=8, title="dashed: target; band: videos", title_fontsize=8)
     fig.savefig(out, dpi=120)
 
 
