@@ -54,9 +54,7 @@ def main() -> None:
         ax2.plot([r["step"] for r in val], [r["val_iou"] for r in val], "o-", label="held-out clips", ms=3)
     ema = [r for r in val if "val_iou_ema" in r]
     if ema:
-        ax2.plot(
-            [r["step"] for r in ema], [r["val_iou_ema"] for r in ema], "s-", label="held-out, EMA", ms=3
-        )
+        ax2.plot([r["step"] for r in ema], [r["val_iou_ema"] for r in ema], "s-", label="held-out, EMA", ms=3)
     ax2.set_ylim(0, 1)
     ax2.set_xlabel("training step")
     ax2.set_ylabel("mask IoU, propagated frames")
