@@ -245,15 +245,14 @@ class Trainer:
 
         With ``optim.ema_decay`` the averaged weights are scored too (``val_iou_ema``).
         """
+        n, per = self.cfg["data"]["val_clips"], self.cfg["data"]["clips_per_batch"]
+        batches = [self.batch(0, self.val_clip, offset=k) for k in range(0, n, per)]  # rendered once
         models = {"": self.model} | ({"_ema": self.ema} if self.ema is not None else {})
         out = {}
         for suffix, model in models.items():
             model.eval()
-            n = self.cfg["data"]["val_clips"]
-            per = self.cfg["data"]["clips_per_batch"]
             ious, totals = [], []
-            for k in range(0, n, per):
-                batch = self.batch(0, self.val_clip, offset=k)
+            for batch in batches:
                 with self._autocast():
                     losses, iou = clip_forward(model, batch, self.device, self.weights)
                 ious.append(iou[1:].flatten())
