@@ -66,6 +66,18 @@ def test_roi_batch_matches_tracker_windows(clips):
                 assert abs(cols.mean() - 32) < 12 and abs(rows.mean() - 32) < 12
 
 
+def test_vanish_moves_the_window_off_the_object(clips):
+    """vanish_prob=1: from some propagated frame on, every object is outside its window (empty
+    target, what the object-present score learns from); frame 0 always shows it."""
+    policy = CropPolicy(input_size=64, max_objects=2, vanish_prob=1.0, centre_jitter_px=0.0)
+    b = clip_batch(clips, policy, np.random.default_rng(1))
+    present = b.targets.flatten(2).amax(-1) > 0.5  # (T, B)
+    assert present[0].all()
+    assert (~present[1:]).any(dim=0).all()  # every object vanishes on some later frame
+    plain = clip_batch(clips, CropPolicy(input_size=64, max_objects=2, centre_jitter_px=0.0), np.random.default_rng(1))
+    assert (plain.targets.flatten(2).amax(-1) > 0.5).all()  # without it the objects stay in view
+
+
 def test_full_batch_shares_one_image_per_clip(clips):
     policy = CropPolicy(mode="full", input_size=64, max_objects=2)
     b = clip_batch(clips, policy, np.random.default_rng(0))
@@ -121,7 +133,7 @@ def test_checkpoint_resume_and_export(tmp_path):
 
 
 def test_ema_weights_are_kept_resumed_and_exported(tmp_path):
-    cfg = _cfg(tmp_path, "optim.ema_decay=0.9", "run.val_every=2")
+    cfg = _cfg(tmp_path, "optim.ema_decay=0.9", "run.val_every=2", "crop.vanish_prob=0.5")
     trainer = Trainer(cfg)
     start = {k: p.clone() for k, p in trainer.ema.named_parameters()}
     trainer.fit(steps=3, progress=False)
@@ -132,6 +144,7 @@ def test_ema_weights_are_kept_resumed_and_exported(tmp_path):
     assert any(not torch.equal(live[k], ema[k]) for k in moved)
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("val_iou_ema" in r and 0 <= r["val_iou_ema"] <= 1 for r in rows)
+    assert any(0 <= r.get("val_absent", -1) <= 1 for r in rows)  # absence scored when vanish is on
     resumed = Trainer(cfg)
     for k, v in resumed.ema.state_dict().items():
         assert torch.equal(v, ema[k]), k
@@ -144,6 +157,8 @@ def test_ema_weights_are_kept_resumed_and_exported(tmp_path):
     assert raw["meta"]["weights"] == "live" and torch.equal(raw["model"][moved[0]], live[moved[0]])
     with pytest.raises(SamemError, match="ema_decay"):
         _cfg(tmp_path, "optim.ema_decay=1.0")
+    with pytest.raises(SamemError, match="vanish_prob"):
+        _cfg(tmp_path, "crop.vanish_prob=1.5")
 
 
 def test_bad_configs_are_clear_errors(tmp_path, capsys):

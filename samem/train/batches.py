@@ -33,6 +33,10 @@ class CropPolicy:
     box_noise : std of box-corner jitter as a fraction of the box side (sam2 uses 0.1)
     box_noise_max_px : cap of that jitter (px)
     centre_jitter_px : std of the window-centre jitter on propagated frames (px)
+    vanish_prob : fraction of objects whose window leaves them from a random propagated
+        frame on (the window jumps so that the object lies outside it and stays there), so
+        that the object-present score learns to say "gone" when a particle leaves the field
+        of view or sinks into the noise, instead of the mask latching onto a noise blob
     max_objects : objects per clip at most (the rest are ignored)
     low_percentile, high_percentile : intensity normalisation, as the tracker's
     """
@@ -44,6 +48,7 @@ class CropPolicy:
     box_noise: float = 0.1
     box_noise_max_px: float = 20.0
     centre_jitter_px: float = 2.0
+    vanish_prob: float = 0.0
     max_objects: int = 4
     low_percentile: float = 0.5
     high_percentile: float = 99.5
@@ -96,9 +101,17 @@ def _object_windows(clip: Clip, j: int, box: np.ndarray, side: int, policy, rng)
     """The tracker's window for object ``j`` on every frame of the clip."""
     pid = clip.object_ids[j]
     centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    n_frames = clip.frames.shape[0]
+    vanish = n_frames
+    if policy.vanish_prob > 0 and n_frames > 1 and rng.random() < policy.vanish_prob:
+        vanish = int(rng.integers(1, n_frames))
     windows = []
-    for t in range(clip.frames.shape[0]):
-        if t > 0:
+    for t in range(n_frames):
+        if t == vanish:  # jump so that the object (radius ~ half the box) lies outside the window
+            reach = side / 2 + max(box[2] - box[0], box[3] - box[1]) / 2 + rng.uniform(2.0, side / 2)
+            angle = rng.uniform(0, 2 * np.pi)
+            centre = (centre[0] + reach * np.cos(angle), centre[1] + reach * np.sin(angle))
+        elif 0 < t < vanish:
             seen = _centroid(clip.labels[t - 1] == pid)
             if seen is not None:  # an absent object's window stays where it was last seen
                 jitter = rng.normal(0, policy.centre_jitter_px, 2)

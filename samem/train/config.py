@@ -33,6 +33,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "box_noise": 0.1,
         "box_noise_max_px": 20.0,
         "centre_jitter_px": 2.0,
+        "vanish_prob": 0.0,
         "max_objects": 4,
     },
     "optim": {
@@ -128,6 +129,9 @@ def _check(cfg: dict[str, Any]) -> None:
         value = cfg[section][key]
         if not isinstance(value, (int, float)) or value <= 0:
             raise SamemError(f"{section}.{key} must be a positive number, got {value!r}")
+    vanish = cfg["crop"]["vanish_prob"]
+    if not isinstance(vanish, (int, float)) or not 0.0 <= vanish <= 1.0:
+        raise SamemError(f"crop.vanish_prob must be in [0, 1], got {cfg['crop']['vanish_prob']!r}")
     if not 0.0 <= cfg["optim"]["ema_decay"] < 1.0:
         raise SamemError(f"optim.ema_decay must be in [0, 1) (0 = off), got {cfg['optim']['ema_decay']!r}")
     if cfg["data"]["clip_len"] < 2:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -196,13 +197,13 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def batch(self, step: int, source=None, offset: int = 0) -> Batch:
+    def batch(self, step: int, source=None, offset: int = 0, policy: CropPolicy | None = None) -> Batch:
         """The batch of ``step`` on this rank (deterministic)."""
         n = self.cfg["data"]["clips_per_batch"]
         first = (step * self.world + self.rank) * n + offset
         source = source or self.train_clip
         rng = np.random.default_rng((self.cfg["run"]["seed"], step, self.rank, offset))
-        return clip_batch([source(first + i) for i in range(n)], self.policy, rng)
+        return clip_batch([source(first + i) for i in range(n)], policy or self.policy, rng)
 
     def train_step(self) -> dict[str, float]:
         opt = self.cfg["optim"]
@@ -246,7 +247,8 @@ class Trainer:
         With ``optim.ema_decay`` the averaged weights are scored too (``val_iou_ema``).
         """
         n, per = self.cfg["data"]["val_clips"], self.cfg["data"]["clips_per_batch"]
-        batches = [self.batch(0, self.val_clip, offset=k) for k in range(0, n, per)]  # rendered once
+        plain = dataclasses.replace(self.policy, vanish_prob=0.0)  # comparable across runs
+        batches = [self.batch(0, self.val_clip, k, plain) for k in range(0, n, per)]  # rendered once
         models = {"": self.model} | ({"_ema": self.ema} if self.ema is not None else {})
         out = {}
         for suffix, model in models.items():
@@ -259,7 +261,24 @@ class Trainer:
                 totals.append(float(losses["total"]))
             out[f"val_iou{suffix}"] = float(torch.cat(ious).mean())
             out[f"val_loss{suffix}"] = float(np.mean(totals))
+        if self.policy.vanish_prob > 0:
+            out["val_absent"] = self._validate_absence(n, per)
         return out
+
+    @torch.no_grad()
+    def _validate_absence(self, n: int, per: int) -> float:
+        """Fraction of frames, among those where the object has left its window, scored absent."""
+        gone = dataclasses.replace(self.policy, vanish_prob=1.0)
+        said, total = 0, 0
+        self.model.eval()
+        for k in range(0, n, per):
+            batch = self.batch(0, self.val_clip, k, gone)
+            absent = batch.targets.flatten(2).amax(-1) < 0.5  # (T, B)
+            with self._autocast():
+                _, iou = clip_forward(self.model, batch, self.device, self.weights)
+            said += int((iou[absent] == 1.0).sum())  # empty truth: IoU 1 only for an empty prediction
+            total += int(absent.sum())
+        return said / total if total else float("nan")
 
     def fit(self, steps: int | None = None, progress: bool = True) -> dict[str, float]:
         """Train until ``optim.steps`` (or ``steps`` more steps), checkpointing and logging."""
