@@ -4,7 +4,8 @@
 
 Left: total loss and its mask terms per logged step; right: IoU on the propagated frames of
 the training batches (smoothed) and on the held-out validation clips (live weights, and the
-moving average where the run keeps one).
+moving average where the run keeps one), and with `crop.vanish_prob` the fraction of
+vanished objects the model calls absent.
 """
 
 from __future__ import annotations
@@ -55,9 +56,15 @@ def main() -> None:
     ema = [r for r in val if "val_iou_ema" in r]
     if ema:
         ax2.plot([r["step"] for r in ema], [r["val_iou_ema"] for r in ema], "s-", label="held-out, EMA", ms=3)
+    absent = [r for r in val if "val_absent" in r]
+    if absent:
+        ax2.plot(
+            [r["step"] for r in absent], [r["val_absent"] for r in absent], "^--", ms=3,
+            label="held-out, vanished objects called absent (fraction)",
+        )
     ax2.set_ylim(0, 1)
     ax2.set_xlabel("training step")
-    ax2.set_ylabel("mask IoU, propagated frames")
+    ax2.set_ylabel("mask IoU, propagated frames / fraction")
     ax2.legend(frameon=False, fontsize=8)
     for ax in (ax1, ax2):
         ax.spines[["top", "right"]].set_visible(False)
