@@ -46,6 +46,7 @@ POOLED = (
     "centroid_err_nm",
     "d_rel_err",
     "coverage",
+    "present_when_gone",
     "mota",
     "idf1",
     "fps",
@@ -68,7 +69,11 @@ def held_out_video(folder: Path, preset: str, seed: int, frames: int, size: int,
 
 def pool(per_video: list[dict]) -> dict:
     """Metrics of several videos pooled as the module docstring says (per-video rows kept)."""
-    out = {k: float(np.mean([m[k] for m in per_video])) for k in POOLED if all(k in m for m in per_video)}
+    out = {}
+    for k in POOLED:  # nanmean: present_when_gone is NaN for videos where no particle leaves
+        values = np.array([m.get(k, np.nan) for m in per_video], float)
+        if all(k in m for m in per_video):
+            out[k] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     out["id_switches"] = int(sum(m["id_switches"] for m in per_video))
     errs = np.array([e for m in per_video for e in m.get("d_rel_err_per_particle", {}).values()], float)
     if errs.size:  # particles whose track gave no D (lost) are counted, not averaged
@@ -134,8 +139,11 @@ def main() -> None:
         f"\nmodel {args.model}; {args.size} px, {args.particles} particles, {args.frames} frames, "
         f"{args.videos} videos per preset; {machine}\n"
     )
-    print("| preset | method | mean IoU | J&F | centroid err (px) | ID switches | D tracked vs true | fps |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| preset | method | mean IoU | J&F | centroid err (px) | ID switches | D tracked vs true "
+        "| coverage | present when gone | fps |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for preset, methods in results.items():
         for name, m in methods.items():
             ious = ", ".join(f"{v['iou_mean']:.2f}" for v in m["videos"])
@@ -143,10 +151,10 @@ def main() -> None:
             print(
                 f"| {preset} | {name} | {m['iou_mean']:.3f} ({ious}) | {m['jf_mean']:.1f} | "
                 f"{m['centroid_err_px']:.2f} | {m['id_switches']} | {m['d_rel_err']:.1%}{missing} | "
-                f"{m['fps']:.1f} |"
+                f"{m['coverage']:.2f} | {m.get('present_when_gone', np.nan):.2f} | {m['fps']:.1f} |"
             )
         iou, cen, ids, d = TARGETS[preset]
-        print(f"| {preset} | *target* | ≥ {iou:.2f} | | ≤ {cen} | {ids} | ≤ {d:.0%} | |")
+        print(f"| {preset} | *target* | ≥ {iou:.2f} | | ≤ {cen} | {ids} | ≤ {d:.0%} | | | |")
 
 
 if __name__ == "__main__":

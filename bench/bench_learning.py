@@ -28,6 +28,16 @@ from matplotlib.ticker import ScalarFormatter
 from samem.eval.evaluate import evaluate
 from samem.model.checkpoint import read_checkpoint
 
+ROW_KEYS = (
+    "iou_mean",
+    "jf_mean",
+    "centroid_err_px",
+    "id_switches",
+    "d_rel_err",
+    "coverage",
+    "present_when_gone",
+)
+
 
 def checkpoint_step(path: Path) -> int:
     """Training step stored in a checkpoint's meta (else the number in its file name)."""
@@ -98,9 +108,7 @@ def main() -> None:
                     evaluate(video, args.out / f"{preset}_run", model=str(ckpt), baseline=None)["samem"]
                 )
             m = pool(per_video)
-            row[preset] = {
-                k: m[k] for k in ("iou_mean", "jf_mean", "centroid_err_px", "id_switches", "d_rel_err")
-            }
+            row[preset] = {k: m[k] for k in ROW_KEYS}
             row[preset]["iou_per_video"] = [v["iou_mean"] for v in m["videos"]]
             print(
                 f"step {step} {preset}: IoU {m['iou_mean']:.3f}, centroid {m['centroid_err_px']:.2f} px, "

@@ -59,7 +59,10 @@ def main() -> None:
     absent = [r for r in val if "val_absent" in r]
     if absent:
         ax2.plot(
-            [r["step"] for r in absent], [r["val_absent"] for r in absent], "^--", ms=3,
+            [r["step"] for r in absent],
+            [r["val_absent"] for r in absent],
+            "^--",
+            ms=3,
             label="held-out, vanished objects called absent (fraction)",
         )
     ax2.set_ylim(0, 1)

@@ -2,7 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from samem.eval.metrics import boundary_f, centroid_errors, identity_metrics, iou, mask_scores, match_ids
+from samem.eval.metrics import (
+    boundary_f,
+    centroid_errors,
+    identity_metrics,
+    iou,
+    mask_scores,
+    match_ids,
+    present_when_gone,
+)
 
 
 def disc(shape, cx, cy, r):
@@ -74,3 +82,19 @@ def test_centroid_errors_pairs_and_absent():
     err = centroid_errors(t, p, {1: 11, 2: 12})
     assert len(err) == 8
     assert np.allclose(err, np.hypot(0.5, 0.5))
+
+
+def test_present_when_gone_counts_frames_followed_out_of_view():
+    # particle 1 leaves the field after frame 5 (frames 6-9 gone); particle 2 stays in view
+    truth = pd.DataFrame(
+        [(f, p, not (p == 1 and f > 5)) for f in range(10) for p in (1, 2)],
+        columns=["frame", "particle", "visible"],
+    )
+    tracked = pd.DataFrame(
+        [(f, p, float(f), 1.0, p == 2 or f <= 7) for f in range(10) for p in (1, 2)],
+        columns=["frame", "particle", "x", "y", "present"],
+    )
+    assert present_when_gone(truth, tracked) == pytest.approx(2 / 4)  # frames 6, 7 of 6-9
+    tracked.loc[tracked["particle"] == 1, "present"] = tracked["frame"] <= 5
+    assert present_when_gone(truth, tracked) == 0.0
+    assert np.isnan(present_when_gone(truth.assign(visible=True), tracked))

@@ -74,7 +74,8 @@ def test_vanish_moves_the_window_off_the_object(clips):
     present = b.targets.flatten(2).amax(-1) > 0.5  # (T, B)
     assert present[0].all()
     assert (~present[1:]).any(dim=0).all()  # every object vanishes on some later frame
-    plain = clip_batch(clips, CropPolicy(input_size=64, max_objects=2, centre_jitter_px=0.0), np.random.default_rng(1))
+    policy = CropPolicy(input_size=64, max_objects=2, centre_jitter_px=0.0)
+    plain = clip_batch(clips, policy, np.random.default_rng(1))
     assert (plain.targets.flatten(2).amax(-1) > 0.5).all()  # without it the objects stay in view
 
 

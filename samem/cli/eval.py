@@ -17,6 +17,7 @@ ROWS = [
     ("MOTA", "mota", "{:.3f}"),
     ("IDF1", "idf1", "{:.3f}"),
     ("track coverage", "coverage", "{:.3f}"),
+    ("present when gone", "present_when_gone", "{:.3f}"),
     ("D tracked vs true", "d_rel_err", "{:.1%}"),
     ("frames/s", "fps", "{:.1f}"),
 ]

@@ -15,6 +15,9 @@ mask metrics as in DAVIS semi-supervised evaluation):
     tracked and lies wholly inside the field of view.
 ``id_switches``, ``mota``, ``idf1``, ``coverage``
     from ``motmetrics`` on centroids (match radius: half the median prompt box side).
+``present_when_gone``
+    fraction of the (frame, particle) pairs on which a particle is out of view (left the
+    field) but reported present, i.e. followed onto something else; NaN if none leaves.
 ``d_rel_err``
     mean over particles of |D_tracked - D_true| / D_true, both from the same MSD fit
     (:func:`samem.stats.compute_statistics`) on the tracked and on the true trajectory.
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from samem.errors import SamemError
-from samem.eval.metrics import boundary_f, centroid_errors, identity_metrics, iou
+from samem.eval.metrics import boundary_f, centroid_errors, identity_metrics, iou, present_when_gone
 from samem.io.h5 import open_h5
 from samem.io.table import read_table
 from samem.synthetic import read_truth
@@ -102,6 +105,8 @@ def score(
     f_obj = [np.mean(v) for v in F.values() if v]
     all_j = [x for v in J.values() for x in v]
     truth_tracks = truth.tracks
+    evaluated = truth_tracks[truth_tracks["particle"].isin(ids) & (truth_tracks["frame"] > 0)]
+    gone_shown = present_when_gone(evaluated, tracked) if "visible" in evaluated else math.nan
     if "visible" in truth_tracks:
         truth_tracks = truth_tracks[truth_tracks["visible"].astype(bool)]
     truth_tracks = truth_tracks[truth_tracks["particle"].isin(ids)]
@@ -123,6 +128,7 @@ def score(
         "centroid_err_p95_px": float(err.quantile(0.95)) if len(err) else math.nan,
         "centroid_err_nm": float(err.mean() * px) if len(err) else math.nan,
         **ident,
+        "present_when_gone": gone_shown,
         "d_rel_err": d_err,
         "d_rel_err_per_particle": {str(k): v for k, v in d_per.items()},
         "particles": len(ids),

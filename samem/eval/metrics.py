@@ -150,3 +150,29 @@ def centroid_errors(truth: pd.DataFrame, tracked: pd.DataFrame, pairs: dict[int,
     m = truth.merge(tr, on=["frame", "particle"], suffixes=("_t", "_p"))
     err = np.hypot(m["x_t"] - m["x_p"], m["y_t"] - m["y_p"])
     return pd.Series(err.to_numpy(), index=pd.MultiIndex.from_frame(m[["frame", "particle"]]), name="err_px")
+
+
+def present_when_gone(truth: pd.DataFrame, tracked: pd.DataFrame) -> float:
+    """Fraction of (frame, particle) with the particle out of view on which it is reported present.
+
+    Parameters
+    ----------
+    truth : DataFrame
+        Columns frame, particle, visible (all frames of every evaluated particle).
+    tracked : DataFrame
+        Columns frame, particle and ``present`` (or NaN x/y for absent rows).
+
+    Returns
+    -------
+    float
+        NaN when no evaluated particle is ever out of view. A tracker that follows a particle
+        out of the field of view onto a noise blob scores near 1; one that reports it gone, 0.
+    """
+    gone = truth.loc[~truth["visible"].astype(bool), ["frame", "particle"]]
+    if gone.empty:
+        return float("nan")
+    shown = tracked.dropna(subset=["x", "y"])
+    if "present" in shown:
+        shown = shown[shown["present"].astype(bool)]
+    hit = gone.merge(shown[["frame", "particle"]].drop_duplicates(), on=["frame", "particle"])
+    return len(hit) / len(gone)
