@@ -50,7 +50,7 @@ def checkpoint_step(path: Path) -> int:
     return int(found[-1])
 
 
-def plot(rows: list[dict], out: Path) -> None:
+def plot(rows: list[dict], out: Path, marks: list[str] = ()) -> None:
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     colors = {"thin": "C0", "medium": "C1", "thick": "C2"}
@@ -71,6 +71,14 @@ def plot(rows: list[dict], out: Path) -> None:
     ax1.set_ylabel("mean mask IoU (held-out videos)")
     ax2.set_yscale("log")
     ax2.yaxis.set_major_formatter(ScalarFormatter())
+    ax2.yaxis.set_minor_formatter(ScalarFormatter())
+    for mark in marks:  # "STEP=label": a change of training recipe
+        step, _, label = mark.partition("=")
+        for ax in (ax1, ax2):
+            ax.axvline(float(step), color="0.5", lw=0.8, ls=":")
+        ax1.annotate(
+            label, (float(step), 0.02), fontsize=7, color="0.4", rotation=90, ha="right", va="bottom"
+        )
     ax2.set_ylabel("centroid error (px)")
     for ax in (ax1, ax2):
         ax.set_xlabel("training step")
@@ -90,6 +98,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("bench/results/learning"))
     ap.add_argument("--plot", type=Path, help="figure path (default OUT/learning.png)")
+    ap.add_argument("--mark", nargs="*", default=[], help="STEP=label: dotted line at a recipe change")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +128,7 @@ def main() -> None:
         rows.sort(key=lambda r: r["step"])
         payload = {"machine": machine, "frames": args.frames, "videos_per_preset": args.videos, "rows": rows}
         table.write_text(json.dumps(payload, indent=1, default=float))
-    plot(rows, args.plot or args.out / "learning.png")
+    plot(rows, args.plot or args.out / "learning.png", args.mark)
     print(f"{len(rows)} checkpoints; table {table}; figure {args.plot or args.out / 'learning.png'}")
     for r in rows:
         ious = [r[p]["iou_mean"] for p in args.presets if p in r]
