@@ -131,7 +131,7 @@ def _check(cfg: dict[str, Any]) -> None:
             raise SamemError(f"{section}.{key} must be a positive number, got {value!r}")
     vanish = cfg["crop"]["vanish_prob"]
     if not isinstance(vanish, (int, float)) or not 0.0 <= vanish <= 1.0:
-        raise SamemError(f"crop.vanish_prob must be in [0, 1], got {cfg['crop']['vanish_prob']!r}")
+        raise SamemError(f"crop.vanish_prob must be in [0, 1], got {vanish!r}")
     if not 0.0 <= cfg["optim"]["ema_decay"] < 1.0:
         raise SamemError(f"optim.ema_decay must be in [0, 1) (0 = off), got {cfg['optim']['ema_decay']!r}")
     if cfg["data"]["clip_len"] < 2:

@@ -244,7 +244,10 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Mean IoU over the propagated frames of ``val_clips`` fixed held-out clips.
 
-        With ``optim.ema_decay`` the averaged weights are scored too (``val_iou_ema``).
+        With ``optim.ema_decay`` the averaged weights are scored too (``val_iou_ema``); with
+        ``crop.vanish_prob`` > 0, ``val_absent`` is the fraction of frames on which the live model
+        calls an object absent after its window has left it. ``val_iou`` never uses vanishing
+        windows, so it stays comparable between runs with and without them.
         """
         n, per = self.cfg["data"]["val_clips"], self.cfg["data"]["clips_per_batch"]
         plain = dataclasses.replace(self.policy, vanish_prob=0.0)  # comparable across runs
