@@ -184,6 +184,35 @@ def test_absent_frames_are_remembered_as_absent(tiny, frames):
         head.forward = forward
 
 
+@pytest.mark.parametrize("reappear", [0.9, 0.5])
+def test_hysteresis_needs_a_higher_score_to_come_back(tiny, frames, reappear):
+    """reappear_score: once absent, an object must reach that probability to be present again
+    (and is remembered as absent until it does); a present object stays present above 0.5."""
+    head = tiny.sam_mask_decoder.pred_obj_score_head
+    forward, value = head.forward, {"logit": 5.0}
+    head.forward = lambda x: torch.full_like(forward(x), value["logit"])
+    try:
+        tracker = StreamingTracker(tiny, mode="roi", reappear_score=reappear)
+        assert all(r.present for r in tracker.start(frames[0], BOXES).values())
+        value["logit"] = -5.0
+        assert not any(r.present for r in tracker.step(frames[1]).values())
+        value["logit"] = 1.0  # probability 0.73: below 0.9, above 0.5
+        back = tracker.step(frames[2])
+        want = 1 / (1 + math.exp(-(1.0 - math.log(reappear / (1 - reappear)))))
+        for oid, r in back.items():
+            assert r.present == (reappear == 0.5) and r.score == pytest.approx(want, abs=1e-4)
+            stored = tracker._objects[oid].memory.non_cond[2].object_score_logits
+            assert (float(stored) > 0) == (reappear == 0.5)  # memory follows the decision
+        value["logit"] = 3.0  # probability 0.95
+        assert all(r.present for r in tracker.step(frames[3]).values())
+        value["logit"] = 1.0  # present objects stay present above 0.5
+        assert all(r.present for r in tracker.step(frames[4]).values())
+    finally:
+        head.forward = forward
+    with pytest.raises(SamemError, match="reappear_score"):
+        StreamingTracker(tiny, reappear_score=0.3)
+
+
 @pytest.mark.parametrize("mode", ["roi", "full"])
 def test_state_is_bounded(tiny, frames, mode):
     tracker = StreamingTracker(tiny, mode=mode)

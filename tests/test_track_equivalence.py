@@ -101,7 +101,7 @@ def run_samem(model, frames, boxes, monkeypatch):
         return original(low_res, height, width)
 
     monkeypatch.setattr(tracker_mod, "logits_to_mask", capture)
-    tracker = StreamingTracker(model, mode="full")
+    tracker = StreamingTracker(model, mode="full", reappear_score=0.5)  # SAM 2's own rule
     results = []
     for t, frame in enumerate(frames):
         schedule.frame = t

@@ -93,8 +93,8 @@ class Oracle:
             self.inputs = images
             return encode(model, images)
 
-        def step_with_oracle(model, features, memories, frame_idx, boxes=None, memory_dtype=None):
-            out = step(model, features, memories, frame_idx, boxes, memory_dtype)
+        def step_with_oracle(model, features, memories, frame_idx, boxes=None, memory_dtype=None, bias=None):
+            out = step(model, features, memories, frame_idx, boxes, memory_dtype, bias)
             gray = self.inputs[:, :1] * IMAGENET_STD[0] + IMAGENET_MEAN[0]  # back to [0, 1]
             dark = F.avg_pool2d((gray < 0.25).float(), 4)  # fraction of dark pixels, at SAM's 1/4 scale
             logits = (dark - 0.5) * 20.0

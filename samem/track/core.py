@@ -96,6 +96,16 @@ def box_prompts(boxes: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"point_coords": coords, "point_labels": labels}
 
 
+def _lower_object_scores(bias: torch.Tensor):
+    """Forward hook on the mask decoder: subtract ``bias`` (B,) from its object-score logits."""
+
+    def hook(_module, _inputs, outputs):
+        masks, ious, tokens, scores = outputs
+        return masks, ious, tokens, scores - bias.to(scores)[:, None]
+
+    return hook
+
+
 def track_step(
     model: torch.nn.Module,
     features: Features,
@@ -103,6 +113,7 @@ def track_step(
     frame_idx: int,
     boxes: torch.Tensor | None = None,
     memory_dtype: torch.dtype | None = torch.bfloat16,
+    score_bias: torch.Tensor | None = None,
 ) -> StepOutput:
     """Segment ``B`` objects on one frame and encode their new memories.
 
@@ -122,25 +133,36 @@ def track_step(
     memory_dtype
         Storage dtype of the new spatial memory (sam2's video predictor uses bfloat16);
         ``None`` keeps the computed dtype and the autograd graph.
+    score_bias
+        ``(B,)`` logits subtracted from the object scores as the mask decoder returns them, so
+        that everything downstream (mask gating, object pointer, the "no object" memory)
+        follows the shifted decision. The tracker's hysteresis uses it.
     """
     prompted = boxes is not None
     point_inputs = box_prompts(boxes) if prompted else None
     output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
     if not prompted:
         output_dict = stack_output_dict(memories)
-    current_out, sam_outputs, _, _ = model._track_step(
-        frame_idx,
-        prompted,
-        features.vision_feats,
-        features.vision_pos,
-        features.feat_sizes,
-        point_inputs,
-        None,
-        output_dict,
-        UNBOUNDED_FRAMES,
-        False,
-        None,
-    )
+    handle = None
+    if score_bias is not None:
+        handle = model.sam_mask_decoder.register_forward_hook(_lower_object_scores(score_bias))
+    try:
+        current_out, sam_outputs, _, _ = model._track_step(
+            frame_idx,
+            prompted,
+            features.vision_feats,
+            features.vision_pos,
+            features.feat_sizes,
+            point_inputs,
+            None,
+            output_dict,
+            UNBOUNDED_FRAMES,
+            False,
+            None,
+        )
+    finally:
+        if handle is not None:
+            handle.remove()
     _, _, ious, low_res, high_res, obj_ptr, score_logits = sam_outputs
     model._encode_memory_in_output(
         features.vision_feats, features.feat_sizes, point_inputs, True, high_res, score_logits, current_out

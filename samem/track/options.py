@@ -49,6 +49,11 @@ class TrackerOptions:
         ``torch.set_num_threads`` value applied when the tracker is created (``None``: leave).
     cuda_bf16
         On CUDA, run under ``torch.autocast(dtype=torch.bfloat16)``. CPU always runs fp32.
+    reappear_score
+        Hysteresis of the object-present decision: an object absent on its previous frame is
+        reported (and remembered) present again only when SAM 2's object score reaches this
+        probability; a present object stays present above 0.5. 0.5 switches it off. Keeps a
+        particle that left the field of view from being re-found in noise blobs.
     low_percentile, high_percentile
         Intensity normalisation (:func:`samem.track.preprocess.normalize_frame`); from the
         model config's ``preprocess:`` section so tracking matches training.
@@ -63,6 +68,7 @@ class TrackerOptions:
     memory_dtype: str = "bfloat16"
     num_threads: int | None = None
     cuda_bf16: bool = True
+    reappear_score: float = 0.9
     low_percentile: float = 0.5
     high_percentile: float = 99.5
 
@@ -79,6 +85,8 @@ class TrackerOptions:
             raise SamemError(f"memory_dtype {self.memory_dtype!r} is not 'bfloat16' or 'float32'")
         if self.num_threads is not None and self.num_threads < 1:
             raise SamemError("num_threads must be at least 1")
+        if not 0.5 <= self.reappear_score < 1:
+            raise SamemError(f"reappear_score {self.reappear_score} must be in [0.5, 1)")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:
             raise SamemError("need 0 <= low_percentile < high_percentile <= 100")
 

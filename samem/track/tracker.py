@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from samem.errors import SamemError
 from samem.track.core import encode_images, track_step
@@ -43,7 +43,9 @@ class ObjectResult:
     mask : np.ndarray
         bool ``(H, W)`` in the input frame's pixels (all False when absent).
     score : float
-        Probability that the object is visible, ``sigmoid`` of SAM 2's object score.
+        Probability that the object is visible, ``sigmoid`` of SAM 2's object score (for an
+        object absent on its previous frame, lowered by the hysteresis of
+        :attr:`TrackerOptions.reappear_score`, so that > 0.5 still means present).
     present : bool
         SAM 2 judged the object present (score > 0.5) and its mask is not empty.
     centroid : tuple of float
@@ -68,6 +70,7 @@ class _Object:
     side: int  # ROI window side, frame px
     centre: tuple[float, float]  # next ROI window centre, continuous frame coordinates
     last: tuple[float, float] | None = None  # last centroid seen (continuous coordinates)
+    absent: bool = False  # reported absent on its last frame (hysteresis, TrackerOptions.reappear_score)
 
 
 class StreamingTracker:
@@ -99,6 +102,7 @@ class StreamingTracker:
             torch.set_num_threads(self.options.num_threads)
         self._memory_dtype = torch.bfloat16 if self.options.memory_dtype == "bfloat16" else torch.float32
         self._crop_px = self.options.crop_size_px or self.input_size
+        self._reappear_logit = float(logit(self.options.reappear_score))
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -232,7 +236,12 @@ class StreamingTracker:
                 group_feats = feats.take([ids.index(o) for o in members])
             box_t = self._input_boxes(members, boxes, windows, gray.shape) if prompted else None
             memories = [self._objects[o].memory for o in members]
-            out = track_step(self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype)
+            bias = None
+            if not prompted and any(self._objects[o].absent for o in members) and self._reappear_logit:
+                bias = torch.tensor([self._reappear_logit * self._objects[o].absent for o in members])
+            out = track_step(
+                self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, bias
+            )
             for i, oid in enumerate(members):
                 self._remember(oid, out.entries[i], prompted)
                 raw[oid] = (
@@ -277,6 +286,7 @@ class StreamingTracker:
                 (cx, cy), (x0, y0, x1, y1) = local
                 geometry = (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)
         score = float(expit(score_logit))
+        obj.absent = geometry is None
         if geometry is None:
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
         centroid, bbox = geometry
