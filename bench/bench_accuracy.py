@@ -67,17 +67,20 @@ def held_out_video(folder: Path, preset: str, seed: int, frames: int, size: int,
     return video
 
 
+def _nanmean(values) -> float:
+    """Mean of the finite values; NaN when there are none."""
+    a = np.asarray(values, float)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")
+
+
 def pool(per_video: list[dict]) -> dict:
     """Metrics of several videos pooled as the module docstring says (per-video rows kept)."""
-    out = {}
-    for k in POOLED:  # nanmean: present_when_gone is NaN for videos where no particle leaves
-        values = np.array([m.get(k, np.nan) for m in per_video], float)
-        if all(k in m for m in per_video):
-            out[k] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    # nanmean: present_when_gone is NaN for videos where no particle leaves the field
+    out = {k: _nanmean([m[k] for m in per_video]) for k in POOLED if all(k in m for m in per_video)}
     out["id_switches"] = int(sum(m["id_switches"] for m in per_video))
     errs = np.array([e for m in per_video for e in m.get("d_rel_err_per_particle", {}).values()], float)
     if errs.size:  # particles whose track gave no D (lost) are counted, not averaged
-        out["d_rel_err"] = float(np.nanmean(errs)) if np.isfinite(errs).any() else float("nan")
+        out["d_rel_err"] = _nanmean(errs)
         out["d_missing"] = int(np.isnan(errs).sum())
     out["videos"] = [{k: v for k, v in m.items() if k != "iou_per_frame"} for m in per_video]
     return out

@@ -236,11 +236,10 @@ class StreamingTracker:
                 group_feats = feats.take([ids.index(o) for o in members])
             box_t = self._input_boxes(members, boxes, windows, gray.shape) if prompted else None
             memories = [self._objects[o].memory for o in members]
-            bias = None
-            if not prompted and any(self._objects[o].absent for o in members) and self._reappear_logit:
-                bias = torch.tensor([self._reappear_logit * self._objects[o].absent for o in members])
+            bias = [self._reappear_logit if self._objects[o].absent else 0.0 for o in members]
+            bias_t = torch.tensor(bias) if not prompted and any(bias) else None
             out = track_step(
-                self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, bias
+                self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, bias_t
             )
             for i, oid in enumerate(members):
                 self._remember(oid, out.entries[i], prompted)
