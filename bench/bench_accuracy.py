@@ -13,6 +13,12 @@ Prints a Markdown table and writes all metrics (pooled and per video) as JSON.
 
 frames/s is per video, so with ``--jobs`` > 1 it is measured while other videos run beside it.
 
+Tracker settings are chosen on *tuning* videos, never on the held-out ones: ``--seeds tuning``
+uses seeds 2001 + 10 k (thin), 2002 + 10 k, 2003 + 10 k, also never used in training, e.g.
+
+    python bench/bench_accuracy.py --seeds tuning --videos 2 --baseline none \
+        --tracker smooth_frames=5 --out bench/results/tuning_smooth5
+
 The targets of the default model (issue 6) are printed beside the numbers.
 """
 
@@ -32,8 +38,10 @@ import torch
 
 from samem.eval.evaluate import evaluate
 from samem.synthetic import SynthParams, write_h5
+from samem.track.options import parse_options
 
 PRESETS = {"thin": 1001, "medium": 1002, "thick": 1003}  # first held-out seed of each preset
+TUNING_OFFSET = 1000  # tuning videos: seeds PRESETS + 1000 + 10 k
 TARGETS = {  # iou, centroid px, id switches, D rel err
     "thin": (0.90, 1.5, 0, 0.05),
     "medium": (0.85, 2.0, 0, 0.05),
@@ -53,9 +61,10 @@ POOLED = (
 )
 
 
-def held_out_seeds(preset: str, videos: int) -> list[int]:
-    """Seeds of the held-out videos of ``preset``: its PRESETS seed + 10 k."""
-    return [PRESETS[preset] + 10 * k for k in range(videos)]
+def held_out_seeds(preset: str, videos: int, tuning: bool = False) -> list[int]:
+    """Seeds of the held-out videos of ``preset`` (its PRESETS seed + 10 k), or of its tuning videos."""
+    first = PRESETS[preset] + (TUNING_OFFSET if tuning else 0)
+    return [first + 10 * k for k in range(videos)]
 
 
 def held_out_video(folder: Path, preset: str, seed: int, frames: int, size: int, particles: int) -> Path:
@@ -90,7 +99,14 @@ def _evaluate_one(job: tuple[str, int], args: argparse.Namespace, threads: int) 
     preset, seed = job
     torch.set_num_threads(threads)
     video = held_out_video(Path(args.out), preset, seed, args.frames, args.size, args.particles)
-    return evaluate(video, Path(args.out) / f"{preset}_{seed}_samem", model=args.model, mode=args.mode)
+    return evaluate(
+        video,
+        Path(args.out) / f"{preset}_{seed}_samem",
+        model=args.model,
+        mode=args.mode,
+        baseline=args.baseline,
+        tracker_options=args.tracker_options,
+    )
 
 
 def main() -> None:
@@ -104,11 +120,15 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--threads", type=int, default=2, help="torch threads in all (split between jobs)")
     ap.add_argument("--jobs", type=int, default=1, help="videos evaluated in parallel processes")
+    ap.add_argument("--seeds", choices=["held-out", "tuning"], default="held-out", help="which videos")
+    ap.add_argument("--baseline", choices=["classical", "none"], default="classical")
+    ap.add_argument("--tracker", action="append", metavar="NAME=VALUE", help="tracker option; repeatable")
     ap.add_argument("--out", default="bench/results/accuracy")
     args = ap.parse_args()
+    args.tracker_options = parse_options(args.tracker)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(p, s) for p in args.presets for s in held_out_seeds(p, args.videos)]
+    jobs = [(p, s) for p in args.presets for s in held_out_seeds(p, args.videos, args.seeds == "tuning")]
     for preset, seed in jobs:  # generate first, so parallel workers never write the same file
         held_out_video(out, preset, seed, args.frames, args.size, args.particles)
     t0 = time.perf_counter()
@@ -134,12 +154,15 @@ def main() -> None:
         "frames": args.frames,
         "size": args.size,
         "videos_per_preset": args.videos,
+        "seeds": args.seeds,
+        "tracker_options": args.tracker_options,
         "machine": machine,
         "results": results,
     }
     (out / "accuracy.json").write_text(json.dumps(payload, indent=1, default=float))
     print(
-        f"\nmodel {args.model}; {args.size} px, {args.particles} particles, {args.frames} frames, "
+        f"\nmodel {args.model} {args.tracker_options or ''}; {args.seeds} seeds;"
+        f" {args.size} px, {args.particles} particles, {args.frames} frames, "
         f"{args.videos} videos per preset; {machine}\n"
     )
     print(

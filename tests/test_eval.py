@@ -113,3 +113,21 @@ def test_eval_cli_bad_inputs(tmp_path, capsys):
     assert main(["eval", str(not_truth)]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "truth" in err
+
+
+def test_eval_passes_tracker_options(truth_file, tmp_path, monkeypatch, capsys):
+    import samem
+
+    made = []
+    real = samem.StreamingTracker
+
+    def recording(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(samem, "StreamingTracker", recording)
+    args = ["eval", str(truth_file), "--model", "samem_tiny", "--baseline", "none", "--out", str(tmp_path)]
+    assert main(args + ["--tracker", "smooth_frames=3", "--tracker", "reappear_score=0.6"]) == 0
+    assert made[-1].options.smooth_frames == 3 and made[-1].options.reappear_score == 0.6
+    assert main(args + ["--tracker", "smooth=3"]) == 2
+    assert "unknown tracker options ['smooth']" in capsys.readouterr().err

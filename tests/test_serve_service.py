@@ -18,7 +18,7 @@ from samem.io.recorder import open_results
 from samem.io.table import read_table
 from samem.stream.client import FrameSender
 from samem.stream.protocol import decode_pub, encode_frame, encode_start
-from samem.stream.service import Service
+from samem.stream.service import Service, model_tracker_factory
 from samem.stream.settings import load_settings
 
 ANY = "tcp://127.0.0.1:*"
@@ -294,6 +294,19 @@ def test_remote_bind_needs_explicit_option():
         load_settings(None, {"ingest.polcy": "block"})
     with pytest.raises(SamemError, match="policy"):
         load_settings(None, {"ingest.policy": "sometimes"})
+
+
+def test_tracker_options_in_settings_reach_the_tracker():
+    settings = load_settings(None, {"model.name": "samem_tiny", "model.tracker": {"smooth_frames": 3}})
+    with pytest.warns(UserWarning):  # samem_tiny is a config: seeded random weights
+        factory, _ = model_tracker_factory(settings["model"])
+    assert factory().options.smooth_frames == 3
+    with pytest.raises(SamemError, match="unknown tracker options \\['smooth'\\]"):
+        load_settings(None, {"model.tracker": {"smooth": 3}})
+    with pytest.raises(SamemError, match="model.tracker must be a mapping"):
+        load_settings(None, {"model.tracker": 3})
+    with pytest.raises(SamemError, match="reappear_score must be a number"):
+        load_settings(None, {"model.tracker": {"reappear_score": "high"}})
 
 
 def test_curve_authentication(tmp_path, video):

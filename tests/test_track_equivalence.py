@@ -93,15 +93,16 @@ def run_official(model, frames, boxes):
 def run_samem(model, frames, boxes, monkeypatch):
     schedule = ScoreSchedule(model)
     captured = []
-    original = tracker_mod.logits_to_mask
+    original = tracker_mod.upsample_logits
 
     def capture(low_res, height, width):
-        up = torch.nn.functional.interpolate(low_res.float(), size=(height, width), mode="bilinear")
-        captured.append(up[0, 0].numpy())
-        return original(low_res, height, width)
+        up = original(low_res, height, width)
+        captured.append(up.copy())
+        return up
 
-    monkeypatch.setattr(tracker_mod, "logits_to_mask", capture)
-    tracker = StreamingTracker(model, mode="full", reappear_score=0.5)  # SAM 2's own rule
+    monkeypatch.setattr(tracker_mod, "upsample_logits", capture)
+    # SAM 2's own rules: no hysteresis, masks as the model gives them
+    tracker = StreamingTracker(model, mode="full", reappear_score=0.5, smooth_frames=1)
     results = []
     for t, frame in enumerate(frames):
         schedule.frame = t

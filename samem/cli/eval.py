@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("truth", help="synthetic video with /truth (from samem synth)")
     p.add_argument("--model", default="default", help="model name, config or checkpoint (default: default)")
     p.add_argument("--mode", choices=["roi", "full"], help="tracker mode (default: the model's)")
+    p.add_argument(
+        "--tracker",
+        action="append",
+        metavar="NAME=VALUE",
+        help="tracker option for samem (docs/tracker.md), e.g. --tracker smooth_frames=5; repeatable",
+    )
     p.add_argument("--results", help="score this existing results.h5 instead of running samem")
     p.add_argument("--baseline", default="classical", choices=["classical", "none"], help="reference method")
     p.add_argument("--json", metavar="OUT", help="write all metrics as JSON here")
@@ -54,9 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from samem.cli import frame_progress
     from samem.errors import SamemError
     from samem.eval.evaluate import evaluate
+    from samem.track.options import parse_options
 
     if not Path(args.truth).exists():
         raise SamemError(f"{args.truth}: no such file")
+    tracker_options = parse_options(args.tracker)
     with tempfile.TemporaryDirectory(prefix="samem-eval-") as tmp:
         out_dir = Path(args.out) if args.out else Path(tmp)
         metrics = evaluate(
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             results=args.results,
             mode=args.mode,
             progress=frame_progress("samem"),
+            tracker_options=tracker_options,
         )
     methods = list(metrics)
     print(f"{'metric':<22}" + "".join(f"{m:>14}" for m in methods))

@@ -26,7 +26,7 @@ mask metrics as in DAVIS semi-supervised evaluation):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -159,13 +159,14 @@ def run_samem(
     model: str = "default",
     mode: str | None = None,
     progress=None,
+    tracker_options: Mapping[str, Any] | None = None,
 ) -> tuple[Path, float]:
     """Analyse the truth video with samem, prompted by the truth's first-frame boxes."""
     import samem
     from samem.stream.offline import analyze_video
     from samem.stream.settings import load_settings
 
-    tracker = samem.StreamingTracker(samem.load_model(model), mode=mode)
+    tracker = samem.StreamingTracker(samem.load_model(model), mode=mode, **dict(tracker_options or {}))
     report = analyze_video(
         truth_path,
         out_dir,
@@ -201,16 +202,18 @@ def evaluate(
     results: str | Path | None = None,
     mode: str | None = None,
     progress=None,
+    tracker_options: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics per method: ``{"samem": {...}, "classical": {...}}`` (see the module docstring).
 
     With ``results`` an existing results.h5 is scored instead of running samem.
+    ``tracker_options`` are :class:`samem.track.TrackerOptions` overrides.
     """
     truth_path = Path(truth_path)
     read_truth(truth_path)  # clear error early if this is not a synthetic video
     out: dict[str, dict[str, Any]] = {}
     if results is None:
-        results, elapsed = run_samem(truth_path, out_dir, model, mode, progress)
+        results, elapsed = run_samem(truth_path, out_dir, model, mode, progress, tracker_options)
     else:
         elapsed = None
     labels, tracks = read_results(results)

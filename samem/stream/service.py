@@ -46,8 +46,8 @@ def model_tracker_factory(model_cfg: Mapping[str, Any]) -> tuple[TrackerFactory,
     from samem.track import StreamingTracker
 
     model = load_model(model_cfg["name"], config=model_cfg["config"], device=model_cfg["device"])
-    mode = model_cfg["tracker_mode"]
-    return (lambda: StreamingTracker(model, mode=mode)), str(
+    mode, options = model_cfg["tracker_mode"], dict(model_cfg.get("tracker") or {})
+    return (lambda: StreamingTracker(model, mode=mode, **options)), str(
         getattr(model, "samem_source", model_cfg["name"])
     )
 

@@ -121,6 +121,13 @@ def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] |
     from samem.stats.summary import load_config
 
     load_config(config["stats"]["config"])  # validate the statistics overrides now, not mid-series
+    tracker = config["model"]["tracker"]
+    if tracker is not None:
+        from samem.track.options import TrackerOptions
+
+        if not isinstance(tracker, Mapping):
+            raise SamemError(f"model.tracker must be a mapping of tracker options, got {tracker!r}")
+        TrackerOptions.from_config(None, **tracker)  # unknown names and bad values fail here
     if config["autoprompt"]["polarity"] not in ("dark", "bright"):
         raise SamemError("autoprompt.polarity must be 'dark' or 'bright'")
     check_sockets(config["sockets"])

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import yaml
+
 from samem.errors import SamemError
 
 MODES = ("roi", "full")
@@ -54,6 +56,12 @@ class TrackerOptions:
         reported (and remembered) present again only when SAM 2's object score reaches this
         probability; a present object stays present above 0.5. 0.5 switches it off. Keeps a
         particle that left the field of view from being re-found in noise blobs.
+    smooth_frames
+        Reported masks are the object-aligned mean of the mask probability over this many
+        frames (the current one and the previous ones while the object stayed present; each
+        shifted so its centroid lies on the current centroid), thresholded at 0.5
+        (:mod:`samem.track.smooth`). Causal; SAM 2's memory still uses the model's own masks.
+        1 switches it off.
     low_percentile, high_percentile
         Intensity normalisation (:func:`samem.track.preprocess.normalize_frame`); from the
         model config's ``preprocess:`` section so tracking matches training.
@@ -69,6 +77,7 @@ class TrackerOptions:
     num_threads: int | None = None
     cuda_bf16: bool = True
     reappear_score: float = 0.9
+    smooth_frames: int = 1
     low_percentile: float = 0.5
     high_percentile: float = 99.5
 
@@ -87,6 +96,8 @@ class TrackerOptions:
             raise SamemError("num_threads must be at least 1")
         if not 0.5 <= self.reappear_score < 1:
             raise SamemError(f"reappear_score {self.reappear_score} must be in [0.5, 1)")
+        if not 1 <= self.smooth_frames <= 64:
+            raise SamemError(f"smooth_frames {self.smooth_frames} must be from 1 to 64")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:
             raise SamemError("need 0 <= low_percentile < high_percentile <= 100")
 
@@ -100,4 +111,42 @@ class TrackerOptions:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SamemError(f"unknown tracker options {unknown}; known: {sorted(known)}")
-        return replace(cls(), **values)
+        defaults = cls()
+        for name, value in values.items():
+            _check_type(name, value, getattr(defaults, name))
+        return replace(defaults, **values)
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """A value of the kind the option's default has (options defaulting to None take integers)."""
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), "a string"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    else:  # int, or None for optional integers
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    if not ok:
+        raise SamemError(f"tracker option {name} must be {kind}, got {value!r}")
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``["name=value", ...]`` (values read as YAML, e.g. ``smooth_frames=5``) as a checked mapping.
+
+    Raises
+    ------
+    SamemError
+        A malformed item, an unknown option name or a value the option refuses.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise SamemError(f"tracker option {item!r} is not of the form name=value (e.g. smooth_frames=5)")
+        try:
+            out[name.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SamemError(f"tracker option {item!r}: the value is not readable ({exc.problem})") from None
+    TrackerOptions.from_config(None, **out)
+    return out

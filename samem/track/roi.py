@@ -73,10 +73,15 @@ def cut_normalized(gray: np.ndarray, window: Window, size: int, levels: Levels) 
     return resize_square(out, size)
 
 
+def upsample_logits(low_res_logits: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """One object's ``(1, 1, h, w)`` mask logits upsampled bilinearly to ``(height, width)`` (float32)."""
+    up = F.interpolate(low_res_logits.float(), size=(height, width), mode="bilinear", align_corners=False)
+    return up[0, 0].cpu().numpy()
+
+
 def logits_to_mask(low_res_logits: torch.Tensor, height: int, width: int) -> np.ndarray:
     """Upsample one object's ``(1, 1, h, w)`` mask logits bilinearly and threshold at 0."""
-    up = F.interpolate(low_res_logits.float(), size=(height, width), mode="bilinear", align_corners=False)
-    return (up[0, 0] > 0).cpu().numpy()
+    return upsample_logits(low_res_logits, height, width) > 0
 
 
 def paste(window_mask: np.ndarray, window: Window, frame_shape: tuple[int, int]) -> np.ndarray:

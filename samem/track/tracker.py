@@ -31,7 +31,8 @@ from samem.track.preprocess import (
     to_gray,
     to_model_input,
 )
-from samem.track.roi import Window, cut_normalized, logits_to_mask, mask_geometry, paste, window_side
+from samem.track.roi import Window, cut, cut_normalized, mask_geometry, paste, upsample_logits, window_side
+from samem.track.smooth import MaskSmoother
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class _Object:
     centre: tuple[float, float]  # next ROI window centre, continuous frame coordinates
     last: tuple[float, float] | None = None  # last centroid seen (continuous coordinates)
     absent: bool = False  # reported absent on its last frame (hysteresis, TrackerOptions.reappear_score)
+    smoother: MaskSmoother | None = None  # TrackerOptions.smooth_frames
 
 
 class StreamingTracker:
@@ -202,10 +204,12 @@ class StreamingTracker:
                 self.options.max_cond_frames,
                 m.memory_temporal_stride_for_eval,
             )
-            self._objects[obj_id] = _Object(memory, side, centre)
+            smoother = MaskSmoother(self.options.smooth_frames)
+            self._objects[obj_id] = _Object(memory, side, centre, smoother=smoother)
             return
         if self.options.clear_memory_on_prompt:
             obj.memory.clear_recent()
+        obj.smoother.clear()
         obj.side, obj.centre, obj.last = side, centre, None
 
     def _encode(self, gray: np.ndarray, levels: Levels, ids: list) -> tuple:
@@ -272,25 +276,46 @@ class StreamingTracker:
         self._objects[obj_id].memory.add(self._frame_idx, replace(entry, maskmem_pos_enc=shared), prompted)
 
     def _result(self, obj: _Object, logits, score_logit: float, iou: float, window, shape) -> ObjectResult:
+        """Mask, centroid and box of one object; ``window`` is ``None`` in full mode."""
         h, w = shape
-        if window is None:
-            mask = logits_to_mask(logits, h, w)
-            geometry = mask_geometry(mask) if score_logit > 0 else None
-        else:
-            mask = paste(logits_to_mask(logits, window.side, window.side), window, shape)
-            ys, xs = max(window.y0, 0), max(window.x0, 0)
-            local = mask_geometry(mask[ys : window.y0 + window.side, xs : window.x0 + window.side])
-            geometry = None
-            if local is not None and score_logit > 0:
-                (cx, cy), (x0, y0, x1, y1) = local
-                geometry = (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)
         score = float(expit(score_logit))
+        up = upsample_logits(logits, *((h, w) if window is None else (window.side, window.side)))
+        mask = up > 0  # frame-sized in full mode, window-sized in ROI mode
+        geometry = None
+        if score_logit > 0:
+            geometry = mask_geometry(mask) if window is None else self._window_geometry(mask, window, shape)
+        if geometry is not None and obj.smoother.frames > 1:
+            if window is None:  # full mode: smooth on a window around the object
+                (cx, cy), (x0, y0, x1, y1) = geometry
+                window = Window.around(cx + 0.5, cy + 0.5, 2 * max(x1 - x0, y1 - y0) + 16)
+                up = cut(up, window, window.side, -1e4)
+            smoothed = obj.smoother(expit(up), (window.x0, window.y0), geometry[0])
+            smoothed_geometry = self._window_geometry(smoothed, window, shape)
+            if smoothed_geometry is not None:  # else keep the model's own (non-empty) mask
+                mask, geometry = smoothed, smoothed_geometry
+            else:
+                mask = up > 0
         obj.absent = geometry is None
         if geometry is None:
+            obj.smoother.clear()
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
         centroid, bbox = geometry
         self._update_centre(obj, centroid, shape)
+        if window is not None:
+            mask = paste(mask, window, shape)
         return ObjectResult(mask, score, True, centroid, bbox, iou)
+
+    @staticmethod
+    def _window_geometry(window_mask: np.ndarray, window: Window, shape):
+        """Centroid and box (frame px) of the part of a window mask that lies inside the frame."""
+        h, w = shape
+        ys, xs = max(window.y0, 0), max(window.x0, 0)
+        ye, xe = min(window.y0 + window.side, h), min(window.x0 + window.side, w)
+        local = mask_geometry(window_mask[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0])
+        if local is None:
+            return None
+        (cx, cy), (x0, y0, x1, y1) = local
+        return (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
         now = (centroid[0] + 0.5, centroid[1] + 0.5)  # pixel indices -> continuous coordinates
