@@ -214,14 +214,16 @@ def test_hysteresis_needs_a_higher_score_to_come_back(tiny, frames, reappear):
 
 
 @pytest.mark.parametrize("mode", ["roi", "full"])
-def test_state_is_bounded(tiny, frames, mode):
-    tracker = StreamingTracker(tiny, mode=mode)
+@pytest.mark.parametrize("smooth", [1, 4])
+def test_state_is_bounded(tiny, frames, mode, smooth):
+    tracker = StreamingTracker(tiny, mode=mode, smooth_frames=smooth)
     run(tracker, frames, n=25)
     sizes = []
     for f in frames[25:]:
-        tracker.step(f)
+        present = all(r.present for r in tracker.step(f).values())
         sizes.append(tracker.state_nbytes())
-    assert len(set(sizes)) == 1  # not a byte more per frame
+    assert present and len(set(sizes)) == 1  # not a byte more per frame
+    assert all(o.smoother.nbytes() == (smooth - 1) * 4 * o.side**2 for o in tracker._objects.values())
     for obj in tracker._objects.values():
         memory = obj.memory
         spatial = [t for t, e in memory.non_cond.items() if e.maskmem_features is not None]

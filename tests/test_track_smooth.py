@@ -108,6 +108,8 @@ def test_tracker_reports_smoothed_masks_and_keeps_sam2_memory(tiny, monkeypatch,
     # the reported centroid and box are those of the reported mask
     (cx, cy), bbox = mask_geometry(smoothed.mask)
     assert smoothed.centroid == pytest.approx((cx, cy)) and smoothed.bbox == bbox
+    # the model's own mask steers the ROI window, so tracking itself does not change
+    assert out[1][0]._objects[1].centre == out[3][0]._objects[1].centre
     mem = {k: out[k][0]._objects[1].memory.non_cond for k in (1, 3)}
     assert set(mem[1]) == set(mem[3]) == {1, 2}
     for t in (1, 2):  # memory is encoded from the model's own masks either way

@@ -172,8 +172,8 @@ class StreamingTracker:
         del self._objects[obj_id]
 
     def state_nbytes(self) -> int:
-        """Bytes of tensors held in all objects' memories."""
-        return sum(o.memory.nbytes() for o in self._objects.values())
+        """Bytes held per object: SAM 2 memory tensors and the mask-smoothing history."""
+        return sum(o.memory.nbytes() + o.smoother.nbytes() for o in self._objects.values())
 
     # ------------------------------------------------------------------ internals
     def _autocast(self):
@@ -284,23 +284,22 @@ class StreamingTracker:
         geometry = None
         if score_logit > 0:
             geometry = mask_geometry(mask) if window is None else self._window_geometry(mask, window, shape)
-        if geometry is not None and obj.smoother.frames > 1:
-            if window is None:  # full mode: smooth on a window around the object
-                (cx, cy), (x0, y0, x1, y1) = geometry
-                window = Window.around(cx + 0.5, cy + 0.5, 2 * max(x1 - x0, y1 - y0) + 16)
-                up = cut(up, window, window.side, -1e4)
-            smoothed = obj.smoother(expit(up), (window.x0, window.y0), geometry[0])
-            smoothed_geometry = self._window_geometry(smoothed, window, shape)
-            if smoothed_geometry is not None:  # else keep the model's own (non-empty) mask
-                mask, geometry = smoothed, smoothed_geometry
-            else:
-                mask = up > 0
         obj.absent = geometry is None
         if geometry is None:
             obj.smoother.clear()
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
+        self._update_centre(obj, geometry[0], shape)  # the model's own mask steers the window
+        if obj.smoother.frames > 1:
+            if window is None:  # full mode: smooth on the ROI-sized window around the object
+                cx, cy = geometry[0]
+                window = Window.around(cx + 0.5, cy + 0.5, obj.side)
+                up = cut(up, window, window.side, -1e4)
+                mask = up > 0
+            smoothed = obj.smoother(expit(up), (window.x0, window.y0), geometry[0])
+            smoothed_geometry = self._window_geometry(smoothed, window, shape)
+            if smoothed_geometry is not None:  # else keep the model's own (non-empty) mask
+                mask, geometry = smoothed, smoothed_geometry
         centroid, bbox = geometry
-        self._update_centre(obj, centroid, shape)
         if window is not None:
             mask = paste(mask, window, shape)
         return ObjectResult(mask, score, True, centroid, bbox, iou)
