@@ -185,7 +185,8 @@ def test_absent_object_keeps_memory_and_window_then_is_reacquired(tiny, monkeypa
 def test_velocity_gain_leads_the_window(tiny, monkeypatch):
     Oracle(monkeypatch)
     shape = (100, 160)
-    tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, velocity_gain=1.0)
+    # smooth_frames=1: the window follows the model's own centroid, which is then the reported one
+    tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, velocity_gain=1.0, smooth_frames=1)
     tracker.start(disc_frame(shape, (40, 50), 6, 0)[0], {1: (34, 44, 47, 57)})
     r1 = tracker.step(disc_frame(shape, (48, 50), 6, 1)[0])[1]
     r2 = tracker.step(disc_frame(shape, (56, 50), 6, 2)[0])[1]

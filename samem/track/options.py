@@ -77,7 +77,7 @@ class TrackerOptions:
     num_threads: int | None = None
     cuda_bf16: bool = True
     reappear_score: float = 0.9
-    smooth_frames: int = 1
+    smooth_frames: int = 5
     low_percentile: float = 0.5
     high_percentile: float = 99.5
 
