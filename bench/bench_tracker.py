@@ -6,6 +6,7 @@ particles) with seeded random weights (speed does not depend on the weights).
 
 Cases (``--cases``):
   roi-compact    samem ROI mode, samem_compact (the CPU real-time design)
+  roi-compact-unsmoothed  the same with smooth_frames=1 (the cost of mask smoothing)
   full-compact   samem full-frame mode, samem_compact (frame resized to 128)
   full-t         samem full-frame mode, sam2.1_hiera_t at 1024
   official-t     sam2 SAM2VideoPredictor.propagate_in_video, sam2.1_hiera_t at 1024, fed
@@ -42,6 +43,7 @@ import numpy as np
 
 CASES = {
     "roi-compact": ("samem", "roi", "samem_compact"),
+    "roi-compact-unsmoothed": ("samem", "roi", "samem_compact", {"smooth_frames": 1}),
     "full-compact": ("samem", "full", "samem_compact"),
     "full-t": ("samem", "full", "sam2.1_hiera_t"),
     "official-t": ("official", "full", "sam2.1_hiera_t"),
@@ -84,13 +86,13 @@ def _summary(latencies_s: list[float], cpu_s: list[float], warmup: int, rss_afte
     }
 
 
-def run_samem(mode: str, config: str, n_obj: int, frames: int, warmup: int, seed: int) -> dict:
+def run_samem(mode: str, config: str, n_obj: int, frames: int, warmup: int, seed: int, **options) -> dict:
     from samem.model import build_model
     from samem.synthetic import iter_frames
     from samem.track import StreamingTracker
 
     model = build_model(config, "cpu", seed=seed)
-    tracker = StreamingTracker(model, mode=mode)
+    tracker = StreamingTracker(model, mode=mode, **options)
     latencies, cpu, rss_warm = [], [], _rss_mib()
     for t, (frame, labels, _) in enumerate(iter_frames(_video_params(frames, seed), workers=1)):
         tic, cpu_tic = time.perf_counter(), time.process_time()
@@ -144,11 +146,12 @@ def _one(args) -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    kind, mode, config = CASES[args.one]
+    kind, mode, config, *extra = CASES[args.one]
+    options = extra[0] if extra else {}
     load_before = os.getloadavg()[0]
     with torch.inference_mode():
         if kind == "samem":
-            res = run_samem(mode, config, args.objects[0], args.frames, args.warmup, args.seed)
+            res = run_samem(mode, config, args.objects[0], args.frames, args.warmup, args.seed, **options)
         else:
             res = run_official(config, args.objects[0], args.frames, args.warmup, args.seed)
     res["load_before"], res["load_after"] = load_before, os.getloadavg()[0]
