@@ -8,7 +8,17 @@ never on the held-out ones that the README reports. The sweep behind the shipped
         python bench/bench_accuracy.py --seeds tuning --videos 2 --jobs 2 --baseline none \\
             --tracker smooth_frames=$k --out bench/results/tuning_smooth$k
     done
-    python bench/collect_tuning.py bench/results/tuning_smooth* --out bench/tuning_smooth_frames.json
+    python bench/collect_tuning.py bench/results/tuning_smooth1 bench/results/tuning_smooth3 \
+        bench/results/tuning_smooth5 bench/results/tuning_smooth9 --out bench/tuning_smooth_frames.json
+
+and behind ``reappear_score`` 0.9 (with ``smooth_frames`` 5; 0.9 is the ``tuning_smooth5`` run)::
+
+    for r in 0.8 0.95; do
+        python bench/bench_accuracy.py --seeds tuning --videos 2 --jobs 2 --baseline none \
+            --tracker smooth_frames=5 --tracker reappear_score=$r --out bench/results/tuning_s5_r$r
+    done
+    python bench/collect_tuning.py bench/results/tuning_s5_r0.8 bench/results/tuning_smooth5 \
+        bench/results/tuning_s5_r0.95 --out bench/tuning_reappear_score.json
 """
 
 from __future__ import annotations
