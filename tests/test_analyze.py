@@ -176,3 +176,19 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys):
     assert "object id" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["analyze", "x.h5", "--boxes", str(boxes), "--auto-prompt", "--out", str(out)])
+
+
+def test_cli_tracker_options_merge_over_the_config_file(tmp_path, video, capsys):
+    src = write_h5(video, tmp_path / "v.h5")
+    config = tmp_path / "settings.yaml"
+    config.write_text("model:\n  tracker: {reappear_score: 0.6, smooth_frames: 3}\n")
+    out = tmp_path / "o"
+    args = ["analyze", str(src), "--auto-prompt", "--out", str(out), "--model", "samem_tiny", "--no-plots"]
+    with pytest.warns(UserWarning):  # a config name: seeded random weights
+        assert main(args + ["--config", str(config), "--tracker", "smooth_frames=2"]) == 0
+    with h5py.File(out / "results.h5", "r") as f:
+        stored = json.loads(f.attrs["config_json"])
+    assert stored["model"]["tracker"] == {"reappear_score": 0.6, "smooth_frames": 2}
+    assert main(args + ["--overwrite", "--tracker", "smooth_frames=0"]) == 2
+    err = capsys.readouterr().err
+    assert "smooth_frames 0 must be from 1 to 64" in err and "Traceback" not in err

@@ -1,6 +1,25 @@
 """The ``samem`` command line: one module per subcommand, each with ``add_parser`` and ``run``."""
 
 
+def add_tracker_argument(parser) -> None:
+    """``--tracker NAME=VALUE`` (repeatable): tracker options, docs/tracker.md."""
+    parser.add_argument(
+        "--tracker",
+        action="append",
+        metavar="NAME=VALUE",
+        help="tracker option (docs/tracker.md), e.g. --tracker smooth_frames=1; repeatable",
+    )
+
+
+def apply_tracker_arguments(settings: dict, items: list[str] | None) -> dict:
+    """Merge ``--tracker`` items over the settings' ``model.tracker`` mapping (checked)."""
+    from samem.track.options import parse_options
+
+    if items:
+        settings["model"]["tracker"] = {**(settings["model"]["tracker"] or {}), **parse_options(items)}
+    return settings
+
+
 def frame_progress(desc: str):
     """A ``progress`` callable for long loops over frames: a tqdm bar on a terminal, silent otherwise."""
     import sys

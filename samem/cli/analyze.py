@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from samem.cli import frame_progress
+from samem.cli import add_tracker_argument, apply_tracker_arguments, frame_progress
 
 
 def add_parser(subparsers) -> None:
@@ -25,6 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--model", metavar="M", help="model: default, a checkpoint path or a model config")
     p.add_argument("--config", metavar="FILE", help="YAML settings merged over configs/serve.yaml")
+    add_tracker_argument(p)
     p.add_argument("--pixel-size-nm", type=float, help="nm/px, overrides the file's calibration")
     p.add_argument(
         "--frame-interval-s", type=float, help="s between frames, overrides the file's calibration"
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, {"model.name": args.model, "prompts.auto": args.auto_prompt or None}
     )
+    apply_tracker_arguments(settings, args.tracker)
     boxes = load_boxes_file(args.boxes) if args.boxes else None
     with open_video(args.input, args.pixel_size_nm, args.frame_interval_s):
         pass  # a missing or unreadable input fails now, before the model loads

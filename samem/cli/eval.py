@@ -8,6 +8,8 @@ import math
 import tempfile
 from pathlib import Path
 
+from samem.cli import add_tracker_argument
+
 ROWS = [
     ("mean IoU", "iou_mean", "{:.3f}"),
     ("J&F (0-100)", "jf_mean", "{:.1f}"),
@@ -37,12 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("truth", help="synthetic video with /truth (from samem synth)")
     p.add_argument("--model", default="default", help="model name, config or checkpoint (default: default)")
     p.add_argument("--mode", choices=["roi", "full"], help="tracker mode (default: the model's)")
-    p.add_argument(
-        "--tracker",
-        action="append",
-        metavar="NAME=VALUE",
-        help="tracker option for samem (docs/tracker.md), e.g. --tracker smooth_frames=5; repeatable",
-    )
+    add_tracker_argument(p)
     p.add_argument("--results", help="score this existing results.h5 instead of running samem")
     p.add_argument("--baseline", default="classical", choices=["classical", "none"], help="reference method")
     p.add_argument("--json", metavar="OUT", help="write all metrics as JSON here")

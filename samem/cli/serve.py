@@ -7,6 +7,8 @@ import json
 import signal
 import sys
 
+from samem.cli import add_tracker_argument, apply_tracker_arguments
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -30,6 +32,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--model", metavar="M", help="model: default, a checkpoint path or a model config")
     p.add_argument("--config", metavar="FILE", help="YAML settings merged over configs/serve.yaml")
+    add_tracker_argument(p)
     p.add_argument(
         "--policy", choices=["drop_oldest", "block"], help="when frames arrive faster than processed"
     )
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             "ingest.policy": args.policy,
         },
     )
+    apply_tracker_arguments(settings, args.tracker)
     record = settings["recording"]["file"]
     if record:
         from pathlib import Path
