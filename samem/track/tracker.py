@@ -4,8 +4,9 @@ Per frame: measure the frame's intensity levels (:mod:`samem.track.preprocess`);
 normalise one window per object (ROI mode, :mod:`samem.track.roi`) or normalise and resize
 the whole frame (full mode); encode all inputs as
 one batch; run SAM 2's track step (:mod:`samem.track.core`) for each group of objects whose
-memories share a layout; paste masks back into frame coordinates; prune every object's memory
-to what the next frame needs (:mod:`samem.track.memory`).
+memories share a layout; paste masks back into frame coordinates, averaged over the last
+frames in each object's own frame of reference (:mod:`samem.track.smooth`); prune every
+object's memory to what the next frame needs (:mod:`samem.track.memory`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class ObjectResult:
     Attributes
     ----------
     mask : np.ndarray
-        bool ``(H, W)`` in the input frame's pixels (all False when absent).
+        bool ``(H, W)`` in the input frame's pixels (all False when absent); with
+        :attr:`TrackerOptions.smooth_frames` > 1 the object-aligned temporal mean of the mask.
     score : float
         Probability that the object is visible, ``sigmoid`` of SAM 2's object score (for an
         object absent on its previous frame, lowered by the hysteresis of
