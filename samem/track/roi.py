@@ -33,6 +33,20 @@ class Window:
         """The window of ``side`` px whose centre is nearest to ``(cx, cy)`` (continuous coords)."""
         return cls(int(math.floor(cx - side / 2 + 0.5)), int(math.floor(cy - side / 2 + 0.5)), int(side))
 
+    def overlap(self, shape: tuple[int, int]) -> tuple[slice, slice, slice, slice]:
+        """Where the window meets a frame of ``shape``: ``(frame rows, frame cols, window rows,
+        window cols)`` slices (empty when they do not meet)."""
+        h, w = shape
+        ys, ye = max(self.y0, 0), max(min(self.y0 + self.side, h), 0)
+        xs, xe = max(self.x0, 0), max(min(self.x0 + self.side, w), 0)
+        ye, xe = max(ye, ys), max(xe, xs)
+        return (
+            slice(ys, ye),
+            slice(xs, xe),
+            slice(ys - self.y0, ye - self.y0),
+            slice(xs - self.x0, xe - self.x0),
+        )
+
     def box_to_input(self, box: np.ndarray, size: int) -> np.ndarray:
         """Map a box ``(x0, y0, x1, y1)`` from frame pixels to the model input of ``size`` px."""
         scale = size / self.side
@@ -46,14 +60,10 @@ def window_side(box: np.ndarray, crop_size_px: int, context: float) -> int:
 
 
 def _paste_region(out: np.ndarray, image: np.ndarray, window: Window, convert=None) -> None:
-    h, w = image.shape
-    ys, ye = max(window.y0, 0), min(window.y0 + window.side, h)
-    xs, xe = max(window.x0, 0), min(window.x0 + window.side, w)
-    if ys < ye and xs < xe:
-        region = image[ys:ye, xs:xe]
-        out[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0] = (
-            region if convert is None else convert(region)
-        )
+    rows, cols, wrows, wcols = window.overlap(image.shape)
+    region = image[rows, cols]
+    if region.size:
+        out[wrows, wcols] = region if convert is None else convert(region)
 
 
 def cut(image: np.ndarray, window: Window, size: int, fill: float) -> np.ndarray:
@@ -86,12 +96,9 @@ def logits_to_mask(low_res_logits: torch.Tensor, height: int, width: int) -> np.
 
 def paste(window_mask: np.ndarray, window: Window, frame_shape: tuple[int, int]) -> np.ndarray:
     """Place a ``side x side`` window mask into an all-False frame-sized mask (clipped)."""
-    h, w = frame_shape
-    full = np.zeros((h, w), dtype=bool)
-    ys, ye = max(window.y0, 0), min(window.y0 + window.side, h)
-    xs, xe = max(window.x0, 0), min(window.x0 + window.side, w)
-    if ys < ye and xs < xe:
-        full[ys:ye, xs:xe] = window_mask[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0]
+    full = np.zeros(frame_shape, dtype=bool)
+    rows, cols, wrows, wcols = window.overlap(frame_shape)
+    full[rows, cols] = window_mask[wrows, wcols]
     return full
 
 
@@ -108,3 +115,16 @@ def mask_geometry(mask: np.ndarray) -> tuple[tuple[float, float], tuple[int, int
     yy, xx = np.nonzero(mask[y0:y1, x0:x1])
     centroid = (float(xx.mean() + x0), float(yy.mean() + y0))
     return centroid, (int(x0), int(y0), int(x1), int(y1))
+
+
+def window_mask_geometry(
+    window_mask: np.ndarray, window: Window, frame_shape: tuple[int, int]
+) -> tuple[tuple[float, float], tuple[int, int, int, int]] | None:
+    """:func:`mask_geometry` in frame pixels of the part of a window mask inside the frame."""
+    rows, cols, wrows, wcols = window.overlap(frame_shape)
+    local = mask_geometry(window_mask[wrows, wcols])
+    if local is None:
+        return None
+    (cx, cy), (x0, y0, x1, y1) = local
+    ys, xs = rows.start, cols.start
+    return (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)

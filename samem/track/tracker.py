@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -32,7 +32,16 @@ from samem.track.preprocess import (
     to_gray,
     to_model_input,
 )
-from samem.track.roi import Window, cut, cut_normalized, mask_geometry, paste, upsample_logits, window_side
+from samem.track.roi import (
+    Window,
+    cut,
+    cut_normalized,
+    mask_geometry,
+    paste,
+    upsample_logits,
+    window_mask_geometry,
+    window_side,
+)
 from samem.track.smooth import MaskSmoother
 
 
@@ -74,7 +83,7 @@ class _Object:
     centre: tuple[float, float]  # next ROI window centre, continuous frame coordinates
     last: tuple[float, float] | None = None  # last centroid seen (continuous coordinates)
     absent: bool = False  # reported absent on its last frame (hysteresis, TrackerOptions.reappear_score)
-    smoother: MaskSmoother | None = None  # TrackerOptions.smooth_frames
+    smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(1))  # TrackerOptions.smooth_frames
 
 
 class StreamingTracker:
@@ -285,7 +294,7 @@ class StreamingTracker:
         mask = up > 0  # frame-sized in full mode, window-sized in ROI mode
         geometry = None
         if score_logit > 0:
-            geometry = mask_geometry(mask) if window is None else self._window_geometry(mask, window, shape)
+            geometry = mask_geometry(mask) if window is None else window_mask_geometry(mask, window, shape)
         obj.absent = geometry is None
         if geometry is None:
             obj.smoother.clear()
@@ -298,25 +307,13 @@ class StreamingTracker:
                 up = cut(up, window, window.side, -1e4)
                 mask = up > 0
             smoothed = obj.smoother(expit(up), (window.x0, window.y0), geometry[0])
-            smoothed_geometry = self._window_geometry(smoothed, window, shape)
+            smoothed_geometry = window_mask_geometry(smoothed, window, shape)
             if smoothed_geometry is not None:  # else keep the model's own (non-empty) mask
                 mask, geometry = smoothed, smoothed_geometry
         centroid, bbox = geometry
         if window is not None:
             mask = paste(mask, window, shape)
         return ObjectResult(mask, score, True, centroid, bbox, iou)
-
-    @staticmethod
-    def _window_geometry(window_mask: np.ndarray, window: Window, shape):
-        """Centroid and box (frame px) of the part of a window mask that lies inside the frame."""
-        h, w = shape
-        ys, xs = max(window.y0, 0), max(window.x0, 0)
-        ye, xe = min(window.y0 + window.side, h), min(window.x0 + window.side, w)
-        local = mask_geometry(window_mask[ys - window.y0 : ye - window.y0, xs - window.x0 : xe - window.x0])
-        if local is None:
-            return None
-        (cx, cy), (x0, y0, x1, y1) = local
-        return (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
         now = (centroid[0] + 0.5, centroid[1] + 0.5)  # pixel indices -> continuous coordinates
