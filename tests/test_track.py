@@ -12,6 +12,7 @@ import samem
 from samem.errors import SamemError
 from samem.model import build_model
 from samem.track import ObjectResult, StreamingTracker, TrackerOptions
+from samem.track.presence import PresenceRule
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +241,101 @@ def test_frames_smaller_than_the_model_input(tiny, mode):
     for res in run(tracker, frames, {1: (5, 5, 15, 14)}):
         assert res[1].mask.shape == (20, 30)
     assert tracker.frame_index == 2
+
+
+def test_presence_rule_finding_again():
+    """PresenceRule, finding again: score (after the hysteresis shift), predicted IoU and
+    consecutive frames."""
+    rule = PresenceRule(reappear_score=0.9, reappear_iou=0.6, reappear_frames=2)
+    shift = math.log(0.9 / 0.1)
+    scores = torch.tensor([[5.0], [5.0], [5.0], [1.0], [5.0]])
+    ious = torch.tensor([[0.7, 0.2], [0.5, 0.55], [0.65, 0.1], [0.9, 0.9], [0.1, 0.1]])
+    absent = torch.tensor([True, True, True, True, False])
+    pending = torch.tensor([1, 1, 0, 5, 0])
+    gate = rule.gate(absent, pending, torch.zeros(5, dtype=torch.int64))
+    out = gate(scores, ious)[:, 0]
+    assert out[0] == pytest.approx(5.0 - shift)  # passed, confirmed on its 2nd frame: present
+    assert out[1] < 0 and out[2] < 0  # IoU too low / passed but not yet confirmed: absent
+    assert out[2] == pytest.approx(-1e-3)  # held just below 0.5
+    assert out[3] == pytest.approx(1.0 - shift)  # score below 0.9: absent whatever the pending count
+    assert out[4] == 5.0  # present objects are left alone
+    assert gate.passed.tolist() == [True, False, True, False, False]
+    assert not PresenceRule().active and PresenceRule(reappear_frames=2).active
+    assert PresenceRule(lost_iou=0.3).active
+
+
+@pytest.mark.parametrize(("min_iou", "needed"), [(0.6, 1), (0.0, 3)])
+def test_reappear_iou_and_frames(tiny, frames, min_iou, needed):
+    """reappear_iou / reappear_frames: an absent object with a high score comes back only with a
+    good predicted IoU and after enough consecutive frames; memory follows the decision."""
+    decoder = tiny.sam_mask_decoder
+    head, iou_head = decoder.pred_obj_score_head, decoder.iou_prediction_head
+    forward, iou_forward = head.forward, iou_head.forward
+    value = {"logit": 5.0, "iou": 0.9}
+    head.forward = lambda x: torch.full_like(forward(x), value["logit"])
+    iou_head.forward = lambda x: torch.full_like(iou_forward(x), value["iou"])
+    video = frames
+    try:
+        tracker = StreamingTracker(tiny, mode="roi", reappear_iou=min_iou, reappear_frames=needed)
+        assert all(r.present for r in tracker.start(video[0], BOXES).values())
+        value["logit"] = -5.0
+        assert not any(r.present for r in tracker.step(video[1]).values())
+        value["logit"], value["iou"] = 5.0, (0.5 if min_iou else 0.9)
+        t = 2
+        for _ in range(needed - 1 if needed > 1 else 2):  # refused: IoU too low, or not yet confirmed
+            res = tracker.step(video[t])
+            assert not any(r.present for r in res.values())
+            assert all(r.score == pytest.approx(0.5, abs=1e-3) for r in res.values())
+            stored = tracker._objects[1].memory.non_cond[t].object_score_logits
+            assert float(stored) < 0  # remembered as absent
+            t += 1
+        value["iou"] = 0.9
+        assert all(r.present for r in tracker.step(video[t]).values())
+        value["logit"] = 1.0  # present objects stay present above 0.5 whatever the checks
+        value["iou"] = 0.1
+        assert all(r.present for r in tracker.step(video[t + 1]).values())
+    finally:
+        head.forward, iou_head.forward = forward, iou_forward
+    for bad in ({"reappear_iou": 1.0}, {"reappear_iou": -0.1}, {"reappear_frames": 0}):
+        with pytest.raises(SamemError, match=next(iter(bad))):
+            StreamingTracker(tiny, **bad)
+
+
+def test_presence_rule_losing():
+    """PresenceRule, losing: a present object is held absent once its predicted IoU has been
+    below lost_iou on lost_frames consecutive frames; absent objects are not touched by it."""
+    rule = PresenceRule(lost_iou=0.4, lost_frames=3)
+    scores = torch.tensor([[4.0], [4.0], [4.0], [-2.0]])
+    ious = torch.tensor([[0.3], [0.3], [0.5], [0.1]])
+    absent = torch.tensor([False, False, False, True])
+    gate = rule.gate(absent, torch.zeros(4, dtype=torch.int64), torch.tensor([2, 1, 7, 9]))
+    out = gate(scores, ious)[:, 0]
+    assert out[0] == pytest.approx(-1e-3)  # third weak frame: lost
+    assert out[1] == 4.0 and out[2] == 4.0  # second weak frame / good IoU: kept
+    assert out[3] == -2.0
+    assert gate.weak.tolist() == [True, True, False, False]
+
+
+def test_lost_iou_in_the_tracker(tiny, frames):
+    """lost_iou / lost_frames: a present object with a poor predicted IoU is reported (and
+    remembered) absent after lost_frames frames, and its counter restarts on a good frame."""
+    decoder = tiny.sam_mask_decoder
+    head, iou_head = decoder.pred_obj_score_head, decoder.iou_prediction_head
+    forward, iou_forward, value = head.forward, iou_head.forward, {"iou": 0.9}
+    head.forward = lambda x: torch.full_like(forward(x), 5.0)
+    iou_head.forward = lambda x: torch.full_like(iou_forward(x), value["iou"])
+    try:
+        tracker = StreamingTracker(tiny, mode="roi", lost_iou=0.5, lost_frames=2, reappear_score=0.5)
+        assert all(r.present for r in tracker.start(frames[0], BOXES).values())
+        steps = [(1, 0.2, True), (2, 0.9, True), (3, 0.2, True), (4, 0.2, False), (5, 0.2, True)]
+        for t, iou_now, want in steps:
+            value["iou"] = iou_now
+            res = tracker.step(frames[t])
+            assert all(r.present == want for r in res.values()), t
+            for oid in tracker.object_ids:
+                stored = float(tracker._objects[oid].memory.non_cond[t].object_score_logits)
+                assert (stored > 0) == want  # memory follows the decision
+    finally:
+        head.forward, iou_head.forward = forward, iou_forward
+    with pytest.raises(SamemError, match="lost_iou"):
+        StreamingTracker(tiny, lost_iou=1.5)

@@ -12,6 +12,7 @@ Coordinates of box prompts are pixels of the model input (``0 .. model.image_siz
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -96,12 +97,16 @@ def box_prompts(boxes: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"point_coords": coords, "point_labels": labels}
 
 
-def _lower_object_scores(bias: torch.Tensor):
-    """Forward hook on the mask decoder: subtract ``bias`` (B,) from its object-score logits."""
+#: ``score_gate(object_score_logits (B, 1), predicted_ious (B, M)) -> object_score_logits``
+ScoreGate = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _gate_object_scores(gate: ScoreGate):
+    """Forward hook on the mask decoder: replace its object-score logits by ``gate``'s."""
 
     def hook(_module, _inputs, outputs):
         masks, ious, tokens, scores = outputs
-        return masks, ious, tokens, scores - bias.to(scores)[:, None]
+        return masks, ious, tokens, gate(scores, ious)
 
     return hook
 
@@ -113,7 +118,7 @@ def track_step(
     frame_idx: int,
     boxes: torch.Tensor | None = None,
     memory_dtype: torch.dtype | None = torch.bfloat16,
-    score_bias: torch.Tensor | None = None,
+    score_gate: ScoreGate | None = None,
 ) -> StepOutput:
     """Segment ``B`` objects on one frame and encode their new memories.
 
@@ -133,10 +138,12 @@ def track_step(
     memory_dtype
         Storage dtype of the new spatial memory (sam2's video predictor uses bfloat16);
         ``None`` keeps the computed dtype and the autograd graph.
-    score_bias
-        ``(B,)`` logits subtracted from the object scores as the mask decoder returns them, so
-        that everything downstream (mask gating, object pointer, the "no object" memory)
-        follows the shifted decision. The tracker's hysteresis uses it.
+    score_gate
+        Called with the object-score logits ``(B, 1)`` and the predicted IoUs of the candidate
+        masks ``(B, M)`` as the mask decoder returns them; its logits replace SAM 2's, so that
+        everything downstream (mask gating, object pointer, the "no object" memory) follows
+        the gated decision. The tracker's presence rule uses it
+        (:class:`samem.track.presence.PresenceRule`).
     """
     prompted = boxes is not None
     point_inputs = box_prompts(boxes) if prompted else None
@@ -144,8 +151,8 @@ def track_step(
     if not prompted:
         output_dict = stack_output_dict(memories)
     handle = None
-    if score_bias is not None:
-        handle = model.sam_mask_decoder.register_forward_hook(_lower_object_scores(score_bias))
+    if score_gate is not None:
+        handle = model.sam_mask_decoder.register_forward_hook(_gate_object_scores(score_gate))
     try:
         current_out, sam_outputs, _, _ = model._track_step(
             frame_idx,

@@ -56,6 +56,16 @@ class TrackerOptions:
         reported (and remembered) present again only when SAM 2's object score reaches this
         probability; a present object stays present above 0.5. 0.5 switches it off. Keeps a
         particle that left the field of view from being re-found in noise blobs.
+    reappear_iou
+        An absent object also needs SAM 2's predicted IoU of its best mask to reach this
+        (0-1) to come back: masks drawn on noise blobs are predicted poor. 0 switches it off.
+    reappear_frames
+        ... and both conditions on this many consecutive frames (the earlier ones are
+        reported absent): a particle stays, noise blobs come and go. 1 switches it off.
+    lost_iou, lost_frames
+        A present object whose predicted IoU stays below ``lost_iou`` on ``lost_frames``
+        consecutive frames is reported absent (a track that has slid onto noise); 0: never.
+        All these presence rules: :mod:`samem.track.presence`.
     smooth_frames
         Reported masks are the object-aligned mean of the mask probability over this many
         frames (the current one and the previous ones while the object stayed present; each
@@ -77,6 +87,10 @@ class TrackerOptions:
     num_threads: int | None = None
     cuda_bf16: bool = True
     reappear_score: float = 0.9
+    reappear_iou: float = 0.0
+    reappear_frames: int = 1
+    lost_iou: float = 0.0
+    lost_frames: int = 3
     smooth_frames: int = 5
     low_percentile: float = 0.5
     high_percentile: float = 99.5
@@ -96,6 +110,14 @@ class TrackerOptions:
             raise SamemError("num_threads must be at least 1")
         if not 0.5 <= self.reappear_score < 1:
             raise SamemError(f"reappear_score {self.reappear_score} must be in [0.5, 1)")
+        if not 0 <= self.reappear_iou < 1:
+            raise SamemError(f"reappear_iou {self.reappear_iou} must be in [0, 1)")
+        if not 1 <= self.reappear_frames <= 64:
+            raise SamemError(f"reappear_frames {self.reappear_frames} must be from 1 to 64")
+        if not 0 <= self.lost_iou < 1:
+            raise SamemError(f"lost_iou {self.lost_iou} must be in [0, 1)")
+        if not 1 <= self.lost_frames <= 64:
+            raise SamemError(f"lost_frames {self.lost_frames} must be from 1 to 64")
         if not 1 <= self.smooth_frames <= 64:
             raise SamemError(f"smooth_frames {self.smooth_frames} must be from 1 to 64")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from samem.errors import SamemError
 from samem.track.core import encode_images, track_step
@@ -32,6 +32,7 @@ from samem.track.preprocess import (
     to_gray,
     to_model_input,
 )
+from samem.track.presence import PresenceRule
 from samem.track.roi import (
     Window,
     cut,
@@ -55,9 +56,11 @@ class ObjectResult:
         bool ``(H, W)`` in the input frame's pixels (all False when absent); with
         :attr:`TrackerOptions.smooth_frames` > 1 the object-aligned temporal mean of the mask.
     score : float
-        Probability that the object is visible, ``sigmoid`` of SAM 2's object score (for an
-        object absent on its previous frame, lowered by the hysteresis of
-        :attr:`TrackerOptions.reappear_score`, so that > 0.5 still means present).
+        Probability that the object is visible, ``sigmoid`` of SAM 2's object score. For an
+        object absent on its previous frame it is lowered by the hysteresis of
+        :attr:`TrackerOptions.reappear_score` and held just below 0.5 while the other
+        presence checks refuse (:mod:`samem.track.presence`), so that > 0.5 still means
+        present.
     present : bool
         SAM 2 judged the object present (score > 0.5) and its mask is not empty.
     centroid : tuple of float
@@ -82,7 +85,9 @@ class _Object:
     side: int  # ROI window side, frame px
     centre: tuple[float, float]  # next ROI window centre, continuous frame coordinates
     last: tuple[float, float] | None = None  # last centroid seen (continuous coordinates)
-    absent: bool = False  # reported absent on its last frame (hysteresis, TrackerOptions.reappear_score)
+    absent: bool = False  # reported absent on its last frame (samem.track.presence)
+    pending: int = 0  # consecutive absent frames that passed the checks to be found again
+    weak: int = 0  # consecutive present frames with a predicted IoU below lost_iou
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(1))  # TrackerOptions.smooth_frames
 
 
@@ -115,7 +120,10 @@ class StreamingTracker:
             torch.set_num_threads(self.options.num_threads)
         self._memory_dtype = torch.bfloat16 if self.options.memory_dtype == "bfloat16" else torch.float32
         self._crop_px = self.options.crop_size_px or self.input_size
-        self._reappear_logit = float(logit(self.options.reappear_score))
+        opts = self.options
+        self._presence = PresenceRule(
+            opts.reappear_score, opts.reappear_iou, opts.reappear_frames, opts.lost_iou, opts.lost_frames
+        )
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -222,6 +230,7 @@ class StreamingTracker:
             obj.memory.clear_recent()
         obj.smoother.clear()
         obj.side, obj.centre, obj.last = side, centre, None
+        obj.absent, obj.pending, obj.weak = False, 0, 0
 
     def _encode(self, gray: np.ndarray, levels: Levels, ids: list) -> tuple:
         size = self.input_size
@@ -251,12 +260,14 @@ class StreamingTracker:
                 group_feats = feats.take([ids.index(o) for o in members])
             box_t = self._input_boxes(members, boxes, windows, gray.shape) if prompted else None
             memories = [self._objects[o].memory for o in members]
-            bias = [self._reappear_logit if self._objects[o].absent else 0.0 for o in members]
-            bias_t = torch.tensor(bias) if not prompted and any(bias) else None
+            gate = self._gate(members) if not prompted else None
             out = track_step(
-                self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, bias_t
+                self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, gate
             )
             for i, oid in enumerate(members):
+                obj = self._objects[oid]
+                obj.pending = obj.pending + 1 if gate is not None and bool(gate.passed[i]) else 0
+                obj.weak = obj.weak + 1 if gate is not None and bool(gate.weak[i]) else 0
                 self._remember(oid, out.entries[i], prompted)
                 raw[oid] = (
                     out.low_res_logits[i : i + 1],
@@ -269,6 +280,15 @@ class StreamingTracker:
             obj.memory.prune(self._frame_idx + 1)
             results[oid] = self._result(obj, *raw[oid], windows[oid] if windows else None, gray.shape)
         return results
+
+    def _gate(self, members: list):
+        """The presence gate of ``members`` (``None`` when it cannot change anything)."""
+        objs = [self._objects[o] for o in members]
+        rule = self._presence
+        if not rule.active or not (rule.lost_iou > 0 or any(o.absent for o in objs)):
+            return None
+        state = (torch.tensor([getattr(o, k) for o in objs]) for k in ("absent", "pending", "weak"))
+        return rule.gate(*state)
 
     def _input_boxes(self, members: list, boxes: Mapping, windows, shape) -> torch.Tensor:
         """Box prompts of ``members`` in model-input pixels."""
@@ -296,6 +316,10 @@ class StreamingTracker:
         if score_logit > 0:
             geometry = mask_geometry(mask) if window is None else window_mask_geometry(mask, window, shape)
         obj.absent = geometry is None
+        if obj.absent:
+            obj.weak = 0
+        else:
+            obj.pending = 0
         if geometry is None:
             obj.smoother.clear()
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
