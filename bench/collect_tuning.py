@@ -19,6 +19,45 @@ and behind ``reappear_score`` 0.9 (with ``smooth_frames`` 5; 0.9 is the ``tuning
     done
     python bench/collect_tuning.py bench/results/tuning_s5_r0.8 bench/results/tuning_smooth5 \
         bench/results/tuning_s5_r0.95 --out bench/tuning_reappear_score.json
+
+and behind the presence rule's ``reappear_iou`` 0.6 (``reappear_frames`` 1, ``lost_iou`` off;
+run ``tune_i0f1`` = the defaults before it, ``reappear_iou=0``)::
+
+    run() { name=$1; shift; python bench/bench_accuracy.py --seeds tuning --videos 2 --jobs 1 \
+        --threads 1 --baseline none "$@" --out bench/results/tune_$name; }
+    run i0f1 --tracker reappear_iou=0
+    for i in 50 55 60 65 70; do run i${i}f1 --tracker reappear_iou=0.$i; done
+    run i0f3 --tracker reappear_iou=0 --tracker reappear_frames=3
+    run i60f2 --tracker reappear_frames=2
+    run i65f2 --tracker reappear_iou=0.65 --tracker reappear_frames=2
+    run i60f1_l35 --tracker lost_iou=0.35
+    run i60f1_l45 --tracker lost_iou=0.45
+    run i60f2_l40 --tracker reappear_frames=2 --tracker lost_iou=0.4
+    python bench/collect_tuning.py bench/results/tune_i0f1 bench/results/tune_i50f1 \
+        bench/results/tune_i55f1 bench/results/tune_i60f1 bench/results/tune_i65f1 \
+        bench/results/tune_i70f1 bench/results/tune_i0f3 bench/results/tune_i60f2 \
+        bench/results/tune_i65f2 bench/results/tune_i60f1_l35 bench/results/tune_i60f1_l45 \
+        bench/results/tune_i60f2_l40 --out bench/tuning_presence.json
+
+and behind ``reappear_edge`` 1.0 (``reappear_iou`` 0.6; 4 tuning videos per preset)::
+
+    run4() { name=$1; shift; python bench/bench_accuracy.py --seeds tuning --videos 4 --jobs 2 \
+        --threads 2 --baseline none "$@" --out bench/results/tune4_$name; }
+    run4 i0 --tracker reappear_iou=0
+    for e in 1000 0.5 1.0 2.0; do run4 e$e --tracker reappear_edge=$e; done
+    python bench/collect_tuning.py bench/results/tune4_i0 bench/results/tune4_all \
+        bench/results/tune4_e05 bench/results/tune4_e1 bench/results/tune4_e2 \
+        --out bench/tuning_presence_edge.json
+
+(the folders of the edge runs were named ``all``, ``e05``, ``e1``, ``e2``), checked on 12 thick
+tuning videos (seeds 2003 + 10 k, k = 0..11)::
+
+    run12() { name=$1; shift; python bench/bench_accuracy.py --seeds tuning --presets thick \
+        --videos 12 --jobs 2 --threads 2 --baseline none "$@" --out bench/results/tune12_$name; }
+    run12 i0 --tracker reappear_iou=0; run12 all --tracker reappear_edge=1000
+    run12 e1 --tracker reappear_edge=1.0
+    python bench/collect_tuning.py bench/results/tune12_i0 bench/results/tune12_all \
+        bench/results/tune12_e1 --out bench/tuning_presence_thick12.json
 """
 
 from __future__ import annotations

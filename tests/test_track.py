@@ -164,8 +164,8 @@ def test_absent_frames_are_remembered_as_absent(tiny, frames):
     head = tiny.sam_mask_decoder.pred_obj_score_head
     forward, offset = head.forward, {"value": 0.0}
     head.forward = lambda x: forward(x) + offset["value"]
-    try:
-        tracker = StreamingTracker(tiny, mode="roi")
+    try:  # the random tiny model's predicted IoUs are arbitrary: no IoU condition to come back
+        tracker = StreamingTracker(tiny, mode="roi", reappear_iou=0.0)
         tracker.start(frames[0], BOXES)
         offset["value"] = 5.0
         tracker.step(frames[1])
@@ -193,7 +193,7 @@ def test_hysteresis_needs_a_higher_score_to_come_back(tiny, frames, reappear):
     forward, value = head.forward, {"logit": 5.0}
     head.forward = lambda x: torch.full_like(forward(x), value["logit"])
     try:
-        tracker = StreamingTracker(tiny, mode="roi", reappear_score=reappear)
+        tracker = StreamingTracker(tiny, mode="roi", reappear_score=reappear, reappear_iou=0.0)
         assert all(r.present for r in tracker.start(frames[0], BOXES).values())
         value["logit"] = -5.0
         assert not any(r.present for r in tracker.step(frames[1]).values())
@@ -260,6 +260,13 @@ def test_presence_rule_finding_again():
     assert out[3] == pytest.approx(1.0 - shift)  # score below 0.9: absent whatever the pending count
     assert out[4] == 5.0  # present objects are left alone
     assert gate.passed.tolist() == [True, False, True, False, False]
+    # objects not last seen near the edge (strict False) need the score only
+    lax = rule.gate(
+        absent, pending, torch.zeros(5, dtype=torch.int64), torch.tensor([True, False, False, True, True])
+    )
+    out = lax(scores, ious)[:, 0]
+    assert out[1] == pytest.approx(5.0 - shift) and out[2] == pytest.approx(5.0 - shift)
+    assert out[0] == pytest.approx(5.0 - shift) and out[3] < 0
     assert not PresenceRule().active and PresenceRule(reappear_frames=2).active
     assert PresenceRule(lost_iou=0.3).active
 
@@ -276,7 +283,9 @@ def test_reappear_iou_and_frames(tiny, frames, min_iou, needed):
     iou_head.forward = lambda x: torch.full_like(iou_forward(x), value["iou"])
     video = frames
     try:
-        tracker = StreamingTracker(tiny, mode="roi", reappear_iou=min_iou, reappear_frames=needed)
+        tracker = StreamingTracker(
+            tiny, mode="roi", reappear_iou=min_iou, reappear_frames=needed, reappear_edge=1000.0
+        )
         assert all(r.present for r in tracker.start(video[0], BOXES).values())
         value["logit"] = -5.0
         assert not any(r.present for r in tracker.step(video[1]).values())
@@ -325,7 +334,9 @@ def test_lost_iou_in_the_tracker(tiny, frames):
     head.forward = lambda x: torch.full_like(forward(x), 5.0)
     iou_head.forward = lambda x: torch.full_like(iou_forward(x), value["iou"])
     try:
-        tracker = StreamingTracker(tiny, mode="roi", lost_iou=0.5, lost_frames=2, reappear_score=0.5)
+        tracker = StreamingTracker(
+            tiny, mode="roi", lost_iou=0.5, lost_frames=2, reappear_score=0.5, reappear_iou=0.0
+        )
         assert all(r.present for r in tracker.start(frames[0], BOXES).values())
         steps = [(1, 0.2, True), (2, 0.9, True), (3, 0.2, True), (4, 0.2, False), (5, 0.2, True)]
         for t, iou_now, want in steps:
@@ -339,3 +350,29 @@ def test_lost_iou_in_the_tracker(tiny, frames):
         head.forward, iou_head.forward = forward, iou_forward
     with pytest.raises(SamemError, match="lost_iou"):
         StreamingTracker(tiny, lost_iou=1.5)
+
+
+def test_reappear_iou_applies_near_the_edge_only(tiny, frames):
+    """reappear_edge: an absent object last seen near the border (it has probably left the
+    field) needs reappear_iou to come back; one that vanished in the middle needs the score only."""
+    decoder = tiny.sam_mask_decoder
+    head, iou_head = decoder.pred_obj_score_head, decoder.iou_prediction_head
+    forward, iou_forward, value = head.forward, iou_head.forward, {"logit": 5.0}
+    head.forward = lambda x: torch.full_like(forward(x), value["logit"])
+    iou_head.forward = lambda x: torch.full_like(iou_forward(x), 0.3)  # below reappear_iou
+    try:
+        tracker = StreamingTracker(tiny, mode="roi", reappear_iou=0.6, reappear_edge=1.0)
+        tracker.start(frames[0], BOXES)
+        value["logit"] = -5.0
+        tracker.step(frames[1])
+        objs = tracker._objects
+        objs[1].centre = (0.5 * objs[1].size, 30.0)  # half a box size from the left border
+        objs["b"].centre = (48.0, 36.0)  # the middle of the 96 x 72 frame
+        assert tracker._near_edge(objs[1]) and not tracker._near_edge(objs["b"])
+        value["logit"] = 5.0
+        res = tracker.step(frames[2])
+        assert not res[1].present and res["b"].present
+    finally:
+        head.forward, iou_head.forward = forward, iou_forward
+    with pytest.raises(SamemError, match="reappear_edge"):
+        StreamingTracker(tiny, reappear_edge=-1.0)

@@ -101,8 +101,8 @@ def run_samem(model, frames, boxes, monkeypatch):
         return up
 
     monkeypatch.setattr(tracker_mod, "upsample_logits", capture)
-    # SAM 2's own rules: no hysteresis, masks as the model gives them
-    tracker = StreamingTracker(model, mode="full", reappear_score=0.5, smooth_frames=1)
+    # SAM 2's own rules: no presence rule, masks as the model gives them
+    tracker = StreamingTracker(model, mode="full", reappear_score=0.5, reappear_iou=0.0, smooth_frames=1)
     results = []
     for t, frame in enumerate(frames):
         schedule.frame = t

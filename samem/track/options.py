@@ -57,11 +57,16 @@ class TrackerOptions:
         probability; a present object stays present above 0.5. 0.5 switches it off. Keeps a
         particle that left the field of view from being re-found in noise blobs.
     reappear_iou
-        An absent object also needs SAM 2's predicted IoU of its best mask to reach this
-        (0-1) to come back: masks drawn on noise blobs are predicted poor. 0 switches it off.
+        An absent object last seen near the edge (see ``reappear_edge``) also needs SAM 2's
+        predicted IoU of its best mask to reach this (0-1) to come back: masks drawn on noise
+        blobs are predicted poor. 0 switches it off.
     reappear_frames
         ... and both conditions on this many consecutive frames (the earlier ones are
         reported absent): a particle stays, noise blobs come and go. 1 switches it off.
+    reappear_edge
+        "Near the edge": the object's last centre within this many prompt-box sizes (longest
+        side) of the frame border, where a vanished particle has probably left the field. A
+        large value (e.g. 1000) applies ``reappear_iou``/``reappear_frames`` everywhere.
     lost_iou, lost_frames
         A present object whose predicted IoU stays below ``lost_iou`` on ``lost_frames``
         consecutive frames is reported absent (a track that has slid onto noise); 0: never.
@@ -87,8 +92,9 @@ class TrackerOptions:
     num_threads: int | None = None
     cuda_bf16: bool = True
     reappear_score: float = 0.9
-    reappear_iou: float = 0.0
+    reappear_iou: float = 0.6
     reappear_frames: int = 1
+    reappear_edge: float = 1.0
     lost_iou: float = 0.0
     lost_frames: int = 3
     smooth_frames: int = 5
@@ -114,6 +120,8 @@ class TrackerOptions:
             raise SamemError(f"reappear_iou {self.reappear_iou} must be in [0, 1)")
         if not 1 <= self.reappear_frames <= 64:
             raise SamemError(f"reappear_frames {self.reappear_frames} must be from 1 to 64")
+        if self.reappear_edge < 0:
+            raise SamemError(f"reappear_edge {self.reappear_edge} must not be negative")
         if not 0 <= self.lost_iou < 1:
             raise SamemError(f"lost_iou {self.lost_iou} must be in [0, 1)")
         if not 1 <= self.lost_frames <= 64:

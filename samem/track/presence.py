@@ -10,10 +10,18 @@ chosen mask, SAM 2's own mask-quality estimate):
 Finding again — an object reported absent on its previous frame comes back only when
 
 1. its object-present probability reaches ``reappear_score`` (hysteresis; 0.5: SAM 2's rule),
+
+and, if it was last seen near the edge of the field (its centre within ``reappear_edge``
+prompt-box sizes of the border: it has probably left the field, and what the model then
+finds there is noise),
+
 2. the predicted IoU of its best mask reaches ``reappear_iou`` (masks drawn on noise blobs
    are predicted poor), and
 3. both hold on ``reappear_frames`` consecutive frames (a particle stays, noise blobs come
    and go); the frames before the last are reported absent.
+
+A particle that faded out in the middle of the field is most likely still there: a faint
+one's predicted IoU stays low all the time, so conditions 2 and 3 would keep it lost for good.
 
 Losing — a present object whose predicted IoU stays below ``lost_iou`` on ``lost_frames``
 consecutive frames is reported absent on the last of them (and must then be found again).
@@ -65,7 +73,13 @@ class PresenceRule:
         finding = self.reappear_score > 0.5 or self.reappear_iou > 0 or self.reappear_frames > 1
         return finding or self.lost_iou > 0
 
-    def gate(self, absent: torch.Tensor, pending: torch.Tensor, weak: torch.Tensor):
+    def gate(
+        self,
+        absent: torch.Tensor,
+        pending: torch.Tensor,
+        weak: torch.Tensor,
+        strict: torch.Tensor | None = None,
+    ):
         """A score gate for :func:`samem.track.core.track_step` over a batch of ``B`` objects.
 
         Parameters
@@ -78,6 +92,9 @@ class PresenceRule:
         weak
             ``(B,)`` int: consecutive earlier frames on which the present object's predicted
             IoU was below ``lost_iou``.
+        strict
+            ``(B,)`` bool: conditions 2 and 3 apply to this object (it was last seen near the
+            edge); ``None``: to all.
 
         Returns
         -------
@@ -95,8 +112,9 @@ class PresenceRule:
             held = torch.minimum(scores, torch.full_like(scores, HELD_ABSENT_LOGIT))
             # finding again
             lowered = scores - shift
-            passed = was_absent & (lowered > 0) & (best_iou >= self.reappear_iou)
-            confirmed = passed & (pending.to(dev)[:, None] + 1 >= self.reappear_frames)
+            lax = torch.zeros_like(was_absent) if strict is None else ~strict.to(dev)[:, None]
+            passed = was_absent & (lowered > 0) & (lax | (best_iou >= self.reappear_iou))
+            confirmed = passed & (lax | (pending.to(dev)[:, None] + 1 >= self.reappear_frames))
             again = torch.where(confirmed, lowered, torch.minimum(lowered, held))
             # losing
             is_weak = ~was_absent & (best_iou < self.lost_iou)

@@ -83,6 +83,7 @@ class ObjectResult:
 class _Object:
     memory: ObjectMemory
     side: int  # ROI window side, frame px
+    size: float  # longest side of the prompt box, frame px
     centre: tuple[float, float]  # next ROI window centre, continuous frame coordinates
     last: tuple[float, float] | None = None  # last centroid seen (continuous coordinates)
     absent: bool = False  # reported absent on its last frame (samem.track.presence)
@@ -224,12 +225,12 @@ class StreamingTracker:
                 m.memory_temporal_stride_for_eval,
             )
             smoother = MaskSmoother(self.options.smooth_frames)
-            self._objects[obj_id] = _Object(memory, side, centre, smoother=smoother)
+            self._objects[obj_id] = _Object(memory, side, _box_size(box), centre, smoother=smoother)
             return
         if self.options.clear_memory_on_prompt:
             obj.memory.clear_recent()
         obj.smoother.clear()
-        obj.side, obj.centre, obj.last = side, centre, None
+        obj.side, obj.size, obj.centre, obj.last = side, _box_size(box), centre, None
         obj.absent, obj.pending, obj.weak = False, 0, 0
 
     def _encode(self, gray: np.ndarray, levels: Levels, ids: list) -> tuple:
@@ -288,7 +289,13 @@ class StreamingTracker:
         if not rule.active or not (rule.lost_iou > 0 or any(o.absent for o in objs)):
             return None
         state = (torch.tensor([getattr(o, k) for o in objs]) for k in ("absent", "pending", "weak"))
-        return rule.gate(*state)
+        return rule.gate(*state, torch.tensor([self._near_edge(o) for o in objs]))
+
+    def _near_edge(self, obj: _Object) -> bool:
+        """Whether the object was last seen within ``reappear_edge`` box sizes of the border."""
+        h, w = self._shape
+        cx, cy = obj.centre
+        return min(cx, cy, w - cx, h - cy) < self.options.reappear_edge * obj.size
 
     def _input_boxes(self, members: list, boxes: Mapping, windows, shape) -> torch.Tensor:
         """Box prompts of ``members`` in model-input pixels."""
@@ -349,3 +356,8 @@ class StreamingTracker:
         h, w = shape
         obj.centre = (min(max(now_pred[0], 0.0), w), min(max(now_pred[1], 0.0), h))
         obj.last = now
+
+
+def _box_size(box: np.ndarray) -> float:
+    """Longest side of a box ``(x0, y0, x1, y1)`` (px)."""
+    return float(max(box[2] - box[0], box[3] - box[1]))
