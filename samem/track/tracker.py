@@ -4,7 +4,8 @@ Per frame: measure the frame's intensity levels (:mod:`samem.track.preprocess`);
 normalise one window per object (ROI mode, :mod:`samem.track.roi`) or normalise and resize
 the whole frame (full mode); encode all inputs as
 one batch; run SAM 2's track step (:mod:`samem.track.core`) for each group of objects whose
-memories share a layout; paste masks back into frame coordinates, averaged over the last
+memories share a layout, the presence rule gating each object's present/absent decision
+(:mod:`samem.track.presence`); paste masks back into frame coordinates, averaged over the last
 frames in each object's own frame of reference (:mod:`samem.track.smooth`); prune every
 object's memory to what the next frame needs (:mod:`samem.track.memory`).
 """
