@@ -56,8 +56,10 @@ tuning videos (seeds 2003 + 10 k, k = 0..11)::
         --videos 12 --jobs 2 --threads 2 --baseline none "$@" --out bench/results/tune12_$name; }
     run12 i0 --tracker reappear_iou=0; run12 all --tracker reappear_edge=1000
     run12 e1 --tracker reappear_edge=1.0
+    for r in 0.8 0.7; do run12 r$r --tracker reappear_score=$r; done
     python bench/collect_tuning.py bench/results/tune12_i0 bench/results/tune12_all \
-        bench/results/tune12_e1 --out bench/tuning_presence_thick12.json
+        bench/results/tune12_e1 bench/results/tune12_r0.8 bench/results/tune12_r0.7 \
+        --out bench/tuning_presence_thick12.json
 """
 
 from __future__ import annotations
