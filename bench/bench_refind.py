@@ -31,6 +31,7 @@ from bench_accuracy import held_out_seeds, held_out_video  # noqa: E402
 
 import samem  # noqa: E402
 from samem.eval.evaluate import truth_boxes  # noqa: E402
+from samem.eval.metrics import iou  # noqa: E402
 from samem.track.options import parse_options  # noqa: E402
 
 
@@ -46,14 +47,13 @@ def frame_rows(video: Path, model, options: dict) -> pd.DataFrame:
             lab = labels[t]
             for pid, r in res.items():
                 truth = lab == pid
-                union = (truth | r.mask).sum()
                 rows.append(
                     {
                         "t": t,
                         "pid": pid,
                         "present": r.present,
                         "pred_iou": r.iou,
-                        "iou": (truth & r.mask).sum() / union if union else np.nan,
+                        "iou": iou(r.mask, truth),
                         "area": int(r.mask.sum()),
                         "true_area": int(truth.sum()),
                         "x": r.centroid[0],

@@ -368,7 +368,8 @@ def test_reappear_iou_applies_near_the_edge_only(tiny, frames):
         objs = tracker._objects
         objs[1].centre = (0.5 * objs[1].size, 30.0)  # half a box size from the left border
         objs["b"].centre = (48.0, 36.0)  # the middle of the 96 x 72 frame
-        assert tracker._near_edge(objs[1]) and not tracker._near_edge(objs["b"])
+        near = [tracker._presence.near_edge(objs[k].centre, objs[k].size, frames.shape[1:]) for k in (1, "b")]
+        assert near == [True, False]
         value["logit"] = 5.0
         res = tracker.step(frames[2])
         assert not res[1].present and res["b"].present

@@ -59,6 +59,9 @@ class PresenceRule:
         A present object is lost once its predicted IoU has stayed below this (0: never) ...
     lost_frames
         ... on this many consecutive frames (>= 1).
+    reappear_edge
+        Conditions 2 and 3 apply to objects last seen with their centre within this many
+        prompt-box sizes of the frame border (:meth:`near_edge`).
     """
 
     reappear_score: float = 0.5
@@ -66,12 +69,20 @@ class PresenceRule:
     reappear_frames: int = 1
     lost_iou: float = 0.0
     lost_frames: int = 1
+    reappear_edge: float = 1.0
 
     @property
     def active(self) -> bool:
         """Whether the rule can change SAM 2's decision at all."""
         finding = self.reappear_score > 0.5 or self.reappear_iou > 0 or self.reappear_frames > 1
         return finding or self.lost_iou > 0
+
+    def near_edge(self, centre: tuple[float, float], box_size: float, shape: tuple[int, int]) -> bool:
+        """Whether an object last seen at ``centre`` (x, y; px) is near the border of a frame
+        of ``shape`` (conditions 2 and 3 apply to it); ``box_size``: its prompt box's longest side."""
+        h, w = shape
+        cx, cy = centre
+        return min(cx, cy, w - cx, h - cy) < self.reappear_edge * box_size
 
     def gate(
         self,
@@ -94,7 +105,7 @@ class PresenceRule:
             IoU was below ``lost_iou``.
         strict
             ``(B,)`` bool: conditions 2 and 3 apply to this object (it was last seen near the
-            edge); ``None``: to all.
+            edge, :meth:`near_edge`); ``None``: to all.
 
         Returns
         -------
@@ -109,17 +120,16 @@ class PresenceRule:
             dev = scores.device
             was_absent = absent.to(dev)[:, None]
             best_iou = ious.max(dim=1, keepdim=True).values
-            held = torch.minimum(scores, torch.full_like(scores, HELD_ABSENT_LOGIT))
             # finding again
             lowered = scores - shift
             lax = torch.zeros_like(was_absent) if strict is None else ~strict.to(dev)[:, None]
             passed = was_absent & (lowered > 0) & (lax | (best_iou >= self.reappear_iou))
             confirmed = passed & (lax | (pending.to(dev)[:, None] + 1 >= self.reappear_frames))
-            again = torch.where(confirmed, lowered, torch.minimum(lowered, held))
+            again = torch.where(confirmed, lowered, lowered.clamp(max=HELD_ABSENT_LOGIT))
             # losing
             is_weak = ~was_absent & (best_iou < self.lost_iou)
             lost = is_weak & (weak.to(dev)[:, None] + 1 >= self.lost_frames)
-            kept = torch.where(lost, held, scores)
+            kept = torch.where(lost, scores.clamp(max=HELD_ABSENT_LOGIT), scores)
             gate.passed, gate.weak = passed[:, 0].cpu(), is_weak[:, 0].cpu()
             return torch.where(was_absent, again, kept)
 

@@ -53,10 +53,14 @@ class Window:
         return (np.asarray(box, dtype=np.float64) - [self.x0, self.y0, self.x0, self.y0]) * scale
 
 
+def box_side(box: np.ndarray) -> float:
+    """Longest side of a box ``(x0, y0, x1, y1)`` (px)."""
+    return float(max(box[2] - box[0], box[3] - box[1]))
+
+
 def window_side(box: np.ndarray, crop_size_px: int, context: float) -> int:
     """ROI side for an object prompted with ``box``: ``max(crop_size_px, context * box side)``."""
-    longest = max(box[2] - box[0], box[3] - box[1])
-    return int(max(crop_size_px, math.ceil(context * longest)))
+    return int(max(crop_size_px, math.ceil(context * box_side(box))))
 
 
 def _paste_region(out: np.ndarray, image: np.ndarray, window: Window, convert=None) -> None:

@@ -36,6 +36,7 @@ from samem.track.preprocess import (
 from samem.track.presence import PresenceRule
 from samem.track.roi import (
     Window,
+    box_side,
     cut,
     cut_normalized,
     mask_geometry,
@@ -124,7 +125,12 @@ class StreamingTracker:
         self._crop_px = self.options.crop_size_px or self.input_size
         opts = self.options
         self._presence = PresenceRule(
-            opts.reappear_score, opts.reappear_iou, opts.reappear_frames, opts.lost_iou, opts.lost_frames
+            opts.reappear_score,
+            opts.reappear_iou,
+            opts.reappear_frames,
+            opts.lost_iou,
+            opts.lost_frames,
+            opts.reappear_edge,
         )
         self.reset()
 
@@ -226,12 +232,12 @@ class StreamingTracker:
                 m.memory_temporal_stride_for_eval,
             )
             smoother = MaskSmoother(self.options.smooth_frames)
-            self._objects[obj_id] = _Object(memory, side, _box_size(box), centre, smoother=smoother)
+            self._objects[obj_id] = _Object(memory, side, box_side(box), centre, smoother=smoother)
             return
         if self.options.clear_memory_on_prompt:
             obj.memory.clear_recent()
         obj.smoother.clear()
-        obj.side, obj.size, obj.centre, obj.last = side, _box_size(box), centre, None
+        obj.side, obj.size, obj.centre, obj.last = side, box_side(box), centre, None
         obj.absent, obj.pending, obj.weak = False, 0, 0
 
     def _encode(self, gray: np.ndarray, levels: Levels, ids: list) -> tuple:
@@ -254,7 +260,7 @@ class StreamingTracker:
     def _run(self, gray: np.ndarray, levels: Levels, boxes: Mapping) -> dict[Hashable, ObjectResult]:
         ids = list(self._objects)
         feats, windows = self._encode(gray, levels, ids)
-        raw = {}
+        raw, flags = {}, {}
         for members, prompted in self._groups(ids, boxes):
             if windows is None:
                 group_feats = feats.expand(len(members))
@@ -267,9 +273,8 @@ class StreamingTracker:
                 self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, gate
             )
             for i, oid in enumerate(members):
-                obj = self._objects[oid]
-                obj.pending = obj.pending + 1 if gate is not None and bool(gate.passed[i]) else 0
-                obj.weak = obj.weak + 1 if gate is not None and bool(gate.weak[i]) else 0
+                if gate is not None:
+                    flags[oid] = (bool(gate.passed[i]), bool(gate.weak[i]))
                 self._remember(oid, out.entries[i], prompted)
                 raw[oid] = (
                     out.low_res_logits[i : i + 1],
@@ -281,6 +286,9 @@ class StreamingTracker:
             obj = self._objects[oid]
             obj.memory.prune(self._frame_idx + 1)
             results[oid] = self._result(obj, *raw[oid], windows[oid] if windows else None, gray.shape)
+            passed, weak = flags.get(oid, (False, False))  # the presence rule's run counters
+            obj.pending = obj.pending + 1 if passed and obj.absent else 0
+            obj.weak = obj.weak + 1 if weak and not obj.absent else 0
         return results
 
     def _gate(self, members: list):
@@ -290,13 +298,7 @@ class StreamingTracker:
         if not rule.active or not (rule.lost_iou > 0 or any(o.absent for o in objs)):
             return None
         state = (torch.tensor([getattr(o, k) for o in objs]) for k in ("absent", "pending", "weak"))
-        return rule.gate(*state, torch.tensor([self._near_edge(o) for o in objs]))
-
-    def _near_edge(self, obj: _Object) -> bool:
-        """Whether the object was last seen within ``reappear_edge`` box sizes of the border."""
-        h, w = self._shape
-        cx, cy = obj.centre
-        return min(cx, cy, w - cx, h - cy) < self.options.reappear_edge * obj.size
+        return rule.gate(*state, torch.tensor([rule.near_edge(o.centre, o.size, self._shape) for o in objs]))
 
     def _input_boxes(self, members: list, boxes: Mapping, windows, shape) -> torch.Tensor:
         """Box prompts of ``members`` in model-input pixels."""
@@ -324,10 +326,6 @@ class StreamingTracker:
         if score_logit > 0:
             geometry = mask_geometry(mask) if window is None else window_mask_geometry(mask, window, shape)
         obj.absent = geometry is None
-        if obj.absent:
-            obj.weak = 0
-        else:
-            obj.pending = 0
         if geometry is None:
             obj.smoother.clear()
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
@@ -357,8 +355,3 @@ class StreamingTracker:
         h, w = shape
         obj.centre = (min(max(now_pred[0], 0.0), w), min(max(now_pred[1], 0.0), h))
         obj.last = now
-
-
-def _box_size(box: np.ndarray) -> float:
-    """Longest side of a box ``(x0, y0, x1, y1)`` (px)."""
-    return float(max(box[2] - box[0], box[3] - box[1]))
