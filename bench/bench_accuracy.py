@@ -41,6 +41,7 @@ from samem.synthetic import SynthParams, write_h5
 from samem.track.options import parse_options
 
 PRESETS = {"thin": 1001, "medium": 1002, "thick": 1003}  # first held-out seed of each preset
+VIDEOS = "bench/results/videos"  # generated videos, shared by every bench run (each made once)
 TUNING_OFFSET = 1000  # tuning videos: seeds PRESETS + 1000 + 10 k
 TARGETS = {  # iou, centroid px, id switches, D rel err
     "thin": (0.90, 1.5, 0, 0.05),
@@ -71,6 +72,7 @@ def held_out_video(folder: Path, preset: str, seed: int, frames: int, size: int,
     """The held-out video of ``preset`` with ``seed``, generated once into ``folder``."""
     video = Path(folder) / f"{preset}_{seed}_{size}px_{frames}f.h5"
     if not video.exists():
+        video.parent.mkdir(parents=True, exist_ok=True)
         params = SynthParams.from_preset(preset, frames=frames, size=size, n_particles=particles, seed=seed)
         write_h5(params, video, progress=False)
     return video
@@ -98,7 +100,7 @@ def pool(per_video: list[dict]) -> dict:
 def _evaluate_one(job: tuple[str, int], args: argparse.Namespace, threads: int) -> dict:
     preset, seed = job
     torch.set_num_threads(threads)
-    video = held_out_video(Path(args.out), preset, seed, args.frames, args.size, args.particles)
+    video = held_out_video(Path(args.videos_dir), preset, seed, args.frames, args.size, args.particles)
     return evaluate(
         video,
         Path(args.out) / f"{preset}_{seed}_samem",
@@ -124,13 +126,18 @@ def main() -> None:
     ap.add_argument("--baseline", choices=["classical", "none"], default="classical")
     ap.add_argument("--tracker", action="append", metavar="NAME=VALUE", help="tracker option; repeatable")
     ap.add_argument("--out", default="bench/results/accuracy")
+    ap.add_argument(
+        "--videos-dir",
+        default=VIDEOS,
+        help="where the generated videos are kept (shared by runs, so sweeps generate each video once)",
+    )
     args = ap.parse_args()
     args.tracker_options = parse_options(args.tracker)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(p, s) for p in args.presets for s in held_out_seeds(p, args.videos, args.seeds == "tuning")]
     for preset, seed in jobs:  # generate first, so parallel workers never write the same file
-        held_out_video(out, preset, seed, args.frames, args.size, args.particles)
+        held_out_video(Path(args.videos_dir), preset, seed, args.frames, args.size, args.particles)
     t0 = time.perf_counter()
     task = functools.partial(_evaluate_one, args=args, threads=max(1, args.threads // args.jobs))
     if args.jobs > 1:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_accuracy import PRESETS, TARGETS, held_out_seeds, held_out_video, pool
+from bench_accuracy import PRESETS, TARGETS, VIDEOS, held_out_seeds, held_out_video, pool
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
@@ -112,7 +112,7 @@ def main() -> None:
             t0 = time.perf_counter()
             per_video = []
             for seed in held_out_seeds(preset, args.videos):
-                video = held_out_video(args.out, preset, seed, args.frames, args.size, args.particles)
+                video = held_out_video(VIDEOS, preset, seed, args.frames, args.size, args.particles)
                 per_video.append(
                     evaluate(video, args.out / f"{preset}_run", model=str(ckpt), baseline=None)["samem"]
                 )

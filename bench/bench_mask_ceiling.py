@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_accuracy import PRESETS, held_out_seeds, held_out_video
+from bench_accuracy import PRESETS, VIDEOS, held_out_seeds, held_out_video
 
 from samem.track.roi import Window, cut, logits_to_mask, window_side
 
@@ -61,13 +61,12 @@ def main() -> None:
     ap.add_argument("--particles", type=int, default=4)
     ap.add_argument("--videos", type=int, default=3)
     ap.add_argument("--every", type=int, default=10, help="score every n-th frame")
-    ap.add_argument("--out", default="bench/results/accuracy")
     args = ap.parse_args()
     print("| preset | " + " | ".join(f"ceiling, {g} x {g} logits" for g in args.grid) + " |")
     print("|---|" + "---|" * len(args.grid))
     for preset in PRESETS:
         videos = [
-            held_out_video(args.out, preset, s, args.frames, args.size, args.particles)
+            held_out_video(VIDEOS, preset, s, args.frames, args.size, args.particles)
             for s in held_out_seeds(preset, args.videos)
         ]
         cells = []

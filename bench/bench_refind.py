@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_accuracy import held_out_seeds, held_out_video  # noqa: E402
+from bench_accuracy import VIDEOS, held_out_seeds, held_out_video  # noqa: E402
 
 import samem  # noqa: E402
 from samem.eval.evaluate import truth_boxes  # noqa: E402
@@ -109,7 +109,7 @@ def main() -> None:
     all_events = []
     for preset in args.presets:
         for seed in held_out_seeds(preset, args.videos, tuning=True):
-            video = held_out_video(out, preset, seed, args.frames, 1024, 4)
+            video = held_out_video(VIDEOS, preset, seed, args.frames, 1024, 4)
             df = frame_rows(video, model, options)
             df.to_csv(out / f"{preset}_{seed}_frames.csv", index=False)
             ev = refound_events(df, (1024, 1024))
