@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from samem.errors import SamemError
+from samem.track.options import parse_options
 from samem.track.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    denoise,
     intensity_levels,
     normalize_frame,
     resize_square,
@@ -99,3 +101,24 @@ def test_resize_square_shrinks_by_area_and_keeps_the_mean():
     assert small.shape == (32, 32)
     assert abs(small.mean() - img.mean()) < 0.01
     assert resize_square(small, 32) is small
+
+
+def test_denoise_lowers_white_noise_by_the_gaussian_factor_and_keeps_levels():
+    rng = np.random.default_rng(3)
+    image = (0.5 + 0.1 * rng.standard_normal((128, 128))).astype(np.float32)
+    assert denoise(image, 0.0) is image
+    for sigma in (1.0, 2.0):
+        out = denoise(image, sigma)
+        assert out.shape == image.shape and out.dtype == np.float32
+        expected = 0.1 / (2 * sigma * np.sqrt(np.pi))  # std of white noise after the filter
+        assert float(out[16:-16, 16:-16].std()) == pytest.approx(expected, rel=0.15)
+        assert float(out.mean()) == pytest.approx(float(image.mean()), abs=2e-3)
+    flat = np.full((40, 40), 0.3, np.float32)  # mirrored borders: no dark or bright rim
+    assert np.allclose(denoise(flat, 3.0), 0.3)
+
+
+@pytest.mark.parametrize("value, message", [(-1, "must be from 0 to 16"), (17, "must be from 0 to 16")])
+def test_denoise_sigma_is_checked(value, message):
+    with pytest.raises(SamemError, match=message):
+        parse_options([f"denoise_sigma={value}"])
+    assert parse_options(["denoise_sigma=1.5"]) == {"denoise_sigma": 1.5}

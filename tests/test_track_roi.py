@@ -193,3 +193,26 @@ def test_velocity_gain_leads_the_window(tiny, monkeypatch):
     step_x = r2.centroid[0] - r1.centroid[0]
     assert abs(step_x - 8) <= 0.5
     assert tracker._objects[1].centre[0] == pytest.approx(r2.centroid[0] + 0.5 + step_x)
+
+
+@pytest.mark.parametrize("mode", ["roi", "full"])
+def test_denoise_sigma_smooths_what_the_encoder_sees_and_tracking_still_follows(tiny, monkeypatch, mode):
+    """denoise_sigma blurs every model input (background noise down by the Gaussian's factor,
+    1 / (2 sigma sqrt(pi)) for white noise) and the disc is still tracked (the oracle's
+    threshold then draws a slightly smaller mask, so the check is on the centroid)."""
+    oracle = Oracle(monkeypatch)
+    scene = SCENES[mode]
+    shape, radius, (x, y) = scene["shape"], scene["radius"], scene["start"]
+    box = (x - radius, y - radius, x + radius + 1, y + radius + 1)
+    noise = {}
+    for sigma in (0.0, 1.5):
+        tracker = StreamingTracker(tiny, mode=mode, crop_size_px=48, denoise_sigma=sigma)
+        tracker.start(disc_frame(shape, (x, y), radius, seed=0, anchor=scene["anchor"])[0], {1: box})
+        frame, truth = disc_frame(shape, (x + 2, y + 1), radius, seed=1, anchor=scene["anchor"])
+        res = tracker.step(frame)[1]
+        assert res.present and iou(res.mask, truth) >= 0.6
+        tx, ty = visible_centroid(truth)
+        assert math.hypot(res.centroid[0] - tx, res.centroid[1] - ty) <= scene["max_err"]
+        corner = oracle.inputs[0, 0, :8, :8]  # background, away from the disc
+        noise[sigma] = float(corner.std())
+    assert noise[1.5] < 0.4 * noise[0.0]

@@ -120,3 +120,48 @@ def test_tracker_reports_smoothed_masks_and_keeps_sam2_memory(tiny, monkeypatch,
     assert not gone.present and tracker._objects[1].smoother.nbytes() == 0
     back_frame, back = disc_frame(shape, plan[-1][1], large, seed=4, anchor=anchor)
     assert iou(tracker.step(back_frame)[1].mask, back) > 0.8  # no stale history after an absence
+
+
+def test_mask_threshold_reads_the_probability_lower_or_higher():
+    yy, xx = np.mgrid[:60, :60]
+    prob = np.clip(1.2 - np.hypot(xx - 30, yy - 30) / 15, 0, 1).astype(np.float32)  # soft rim
+    areas = {}
+    for thr in (0.3, 0.5, 0.7):
+        for frames in (1, 3):
+            smoother = MaskSmoother(frames, thr)
+            assert smoother.active == (frames > 1 or thr != 0.5)
+            for _ in range(frames):  # a still object: the mean is the probability itself
+                out = smoother(prob, (0, 0), (30.0, 30.0))
+            assert np.array_equal(out, prob > thr)
+            areas[thr] = int(out.sum())
+    assert areas[0.3] > areas[0.5] > areas[0.7]
+    with pytest.raises(ValueError, match="threshold"):
+        MaskSmoother(1, 1.0)
+    with pytest.raises(SamemError, match="mask_threshold 0.99 must be from 0.05 to 0.95"):
+        parse_options(["mask_threshold=0.99"])
+
+
+@pytest.mark.parametrize("smooth", [1, 3])
+def test_tracker_mask_threshold_changes_reported_masks_only(tiny, monkeypatch, smooth):
+    """A lower mask_threshold reports a larger mask (the oracle's logits have a soft rim);
+    presence, the ROI window and SAM 2's memory are those of threshold 0.5."""
+    Oracle(monkeypatch)
+    shape, r, (x, y) = (120, 200), 9, (60.0, 60.0)
+    box = (x - r, y - r, x + r + 1, y + r + 1)
+    out = {}
+    for thr in (0.5, 0.05):
+        opts = dict(mode="roi", crop_size_px=48, smooth_frames=smooth, mask_threshold=thr)
+        tracker = StreamingTracker(tiny, **opts)
+        res = [tracker.start(disc_frame(shape, (x, y), r, seed=0)[0], {1: box})[1]]
+        for t in (1, 2):
+            res.append(tracker.step(disc_frame(shape, (x + 2 * t, y - t), r, seed=t)[0])[1])
+        out[thr] = (tracker, res)
+    low, plain = out[0.05][1][-1], out[0.5][1][-1]
+    assert low.present and plain.present
+    assert low.mask.sum() > plain.mask.sum() and not (plain.mask & ~low.mask).any()
+    (cx, cy), bbox = mask_geometry(low.mask)
+    assert low.centroid == pytest.approx((cx, cy)) and low.bbox == bbox
+    assert out[0.05][0]._objects[1].centre == out[0.5][0]._objects[1].centre
+    for t in (1, 2):
+        a, b = (out[k][0]._objects[1].memory.non_cond[t].maskmem_features for k in (0.05, 0.5))
+        assert torch.equal(a, b)

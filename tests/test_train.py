@@ -9,6 +9,7 @@ import torch
 from samem.cli.main import main
 from samem.errors import SamemError
 from samem.synthetic.clips import ClipStream
+from samem.track.preprocess import IMAGENET_MEAN, IMAGENET_STD, denoise
 from samem.train.batches import CropPolicy, clip_batch
 from samem.train.config import load_train_config
 from samem.train.losses import step_loss
@@ -85,6 +86,21 @@ def test_full_batch_shares_one_image_per_clip(clips):
     assert b.images.shape[1] == 2  # one image per clip
     k0 = min(2, len(clips[0].object_ids))
     assert b.image_index.tolist()[:k0] == [0] * k0 and set(b.image_index.tolist()[k0:]) == {1}
+
+
+@pytest.mark.parametrize("mode", ["roi", "full"])
+def test_denoise_sigma_smooths_training_inputs_as_the_tracker_does(clips, mode):
+    """The same denoise as the tracker's option: the images are smoothed, the targets are not."""
+    rng = np.random.default_rng(2)
+    plain = clip_batch(clips, CropPolicy(mode=mode, input_size=64, max_objects=2), np.random.default_rng(2))
+    policy = CropPolicy(mode=mode, input_size=64, max_objects=2, denoise_sigma=1.5)
+    smooth = clip_batch(clips, policy, rng)
+    assert torch.equal(plain.targets, smooth.targets) and torch.equal(plain.boxes, smooth.boxes)
+    img = plain.images[0, 0, 0].numpy()
+    mean, std = IMAGENET_MEAN[0], IMAGENET_STD[0]
+    want = (denoise(img * std + mean, 1.5) - mean) / std  # back to [0, 1], smoothed, standardised again
+    assert np.allclose(smooth.images[0, 0, 0].numpy(), want, atol=1e-5)
+    assert smooth.images.std() < plain.images.std()
 
 
 def _cfg(tmp_path, *extra):

@@ -77,6 +77,14 @@ class TrackerOptions:
         shifted so its centroid lies on the current centroid), thresholded at 0.5
         (:mod:`samem.track.smooth`). Causal; SAM 2's memory still uses the model's own masks.
         1 switches it off.
+    mask_threshold
+        Probability a pixel of the reported (smoothed) mask must exceed; SAM 2's own rule is
+        0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,
+        the ROI window and SAM 2's memory still follow the model's own mask at 0.5.
+    denoise_sigma
+        Gaussian smoothing of every model input (ROI window or full frame) after it is
+        resized, ``sigma`` in model-input pixels (:func:`samem.track.preprocess.denoise`):
+        trades a slightly softer boundary for a higher SNR on very noisy frames. 0: off.
     low_percentile, high_percentile
         Intensity normalisation (:func:`samem.track.preprocess.normalize_frame`); from the
         model config's ``preprocess:`` section so tracking matches training.
@@ -98,6 +106,8 @@ class TrackerOptions:
     lost_iou: float = 0.0
     lost_frames: int = 3
     smooth_frames: int = 5
+    mask_threshold: float = 0.5
+    denoise_sigma: float = 0.0
     low_percentile: float = 0.5
     high_percentile: float = 99.5
 
@@ -128,6 +138,10 @@ class TrackerOptions:
             raise SamemError(f"lost_frames {self.lost_frames} must be from 1 to 64")
         if not 1 <= self.smooth_frames <= 64:
             raise SamemError(f"smooth_frames {self.smooth_frames} must be from 1 to 64")
+        if not 0.05 <= self.mask_threshold <= 0.95:
+            raise SamemError(f"mask_threshold {self.mask_threshold} must be from 0.05 to 0.95")
+        if not 0 <= self.denoise_sigma <= 16:
+            raise SamemError(f"denoise_sigma {self.denoise_sigma} must be from 0 to 16 (model-input px)")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:
             raise SamemError("need 0 <= low_percentile < high_percentile <= 100")
 

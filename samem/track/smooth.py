@@ -4,9 +4,10 @@ On a noisy frame SAM 2's mask boundary follows the shot noise; the particle's sh
 far more slowly than the noise does. :class:`MaskSmoother` averages one object's mask
 *probability* over its last ``frames`` frames, each shifted so that its centroid lands on the
 current frame's centroid (translation only: rotation over a few frames is small for diffusing
-particles), and thresholds the mean at 0.5. Causal, so live and offline give the same masks;
-it changes reported masks (and the centroids measured from them) only: SAM 2's memory is
-encoded from the model's own mask, as without smoothing.
+particles), and thresholds the mean at ``threshold`` (``TrackerOptions.mask_threshold``,
+0.5 by default; with ``frames`` = 1 that threshold is all it applies). Causal, so live and
+offline give the same masks; it changes reported masks (and the centroids measured from
+them) only: SAM 2's memory is encoded from the model's own mask, as without smoothing.
 """
 
 from __future__ import annotations
@@ -31,14 +32,24 @@ class MaskSmoother:
     Parameters
     ----------
     frames
-        Frames averaged, the current one included; 1 returns each mask unchanged.
+        Frames averaged, the current one included; 1 thresholds each mask on its own.
+    threshold
+        Probability the (mean) mask must exceed; 0.5 is SAM 2's own rule.
     """
 
-    def __init__(self, frames: int):
+    def __init__(self, frames: int, threshold: float = 0.5):
         if frames < 1:
             raise ValueError("frames must be at least 1")
+        if not 0 < threshold < 1:
+            raise ValueError("threshold must be in (0, 1)")
         self.frames = int(frames)
+        self.threshold = float(threshold)
         self._past: deque[_Past] = deque(maxlen=self.frames - 1)
+
+    @property
+    def active(self) -> bool:
+        """Whether it changes anything: more than one frame, or another threshold than 0.5."""
+        return self.frames > 1 or self.threshold != 0.5
 
     def clear(self) -> None:
         """Forget the history (the object vanished or was re-prompted)."""
@@ -64,7 +75,7 @@ class MaskSmoother:
         """
         prob = np.asarray(prob, dtype=np.float32)
         if self.frames == 1:
-            return prob > 0.5
+            return prob > self.threshold
         h, w = prob.shape
         total = prob.copy()
         for p in self._past:
@@ -78,4 +89,4 @@ class MaskSmoother:
         n = 1 + len(self._past)
         origin = (int(origin[0]), int(origin[1]))
         self._past.append(_Past(prob, origin, (float(centroid[0]), float(centroid[1]))))
-        return total > 0.5 * n
+        return total > self.threshold * n

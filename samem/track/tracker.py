@@ -28,6 +28,7 @@ from samem.track.options import TrackerOptions
 from samem.track.preprocess import (
     Levels,
     apply_levels,
+    denoise,
     intensity_levels,
     resize_square,
     to_gray,
@@ -231,7 +232,7 @@ class StreamingTracker:
                 self.options.max_cond_frames,
                 m.memory_temporal_stride_for_eval,
             )
-            smoother = MaskSmoother(self.options.smooth_frames)
+            smoother = MaskSmoother(self.options.smooth_frames, self.options.mask_threshold)
             self._objects[obj_id] = _Object(memory, side, box_side(box), centre, smoother=smoother)
             return
         if self.options.clear_memory_on_prompt:
@@ -248,6 +249,8 @@ class StreamingTracker:
         else:
             windows = {oid: Window.around(*self._objects[oid].centre, self._objects[oid].side) for oid in ids}
             inputs = [cut_normalized(gray, windows[oid], size, levels) for oid in ids]
+        sigma = self.options.denoise_sigma
+        inputs = [denoise(image, sigma) for image in inputs]
         return encode_images(self.model, to_model_input(inputs, self.device)), windows
 
     def _groups(self, ids: list, boxes: Mapping) -> list[tuple[list, bool]]:
@@ -330,7 +333,7 @@ class StreamingTracker:
             obj.smoother.clear()
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
         self._update_centre(obj, geometry[0], shape)  # the model's own mask steers the window
-        if obj.smoother.frames > 1:
+        if obj.smoother.active:
             if window is None:  # full mode: smooth on the ROI-sized window around the object
                 cx, cy = geometry[0]
                 window = Window.around(cx + 0.5, cy + 0.5, obj.side)
