@@ -9,7 +9,7 @@ import torch
 from samem.cli.main import main
 from samem.errors import SamemError
 from samem.synthetic.clips import ClipStream
-from samem.track.preprocess import IMAGENET_MEAN, IMAGENET_STD, denoise
+from samem.track.preprocess import denoise, normalize_frame, resize_square, to_gray, to_model_input
 from samem.train.batches import CropPolicy, clip_batch
 from samem.train.config import load_train_config
 from samem.train.losses import step_loss
@@ -90,17 +90,19 @@ def test_full_batch_shares_one_image_per_clip(clips):
 
 @pytest.mark.parametrize("mode", ["roi", "full"])
 def test_denoise_sigma_smooths_training_inputs_as_the_tracker_does(clips, mode):
-    """The same denoise as the tracker's option: the images are smoothed, the targets are not."""
-    rng = np.random.default_rng(2)
+    """The frames are smoothed before normalisation, as the tracker's option does; the targets
+    and prompts are the same."""
     plain = clip_batch(clips, CropPolicy(mode=mode, input_size=64, max_objects=2), np.random.default_rng(2))
     policy = CropPolicy(mode=mode, input_size=64, max_objects=2, denoise_sigma=1.5)
-    smooth = clip_batch(clips, policy, rng)
+    smooth = clip_batch(clips, policy, np.random.default_rng(2))
     assert torch.equal(plain.targets, smooth.targets) and torch.equal(plain.boxes, smooth.boxes)
-    img = plain.images[0, 0, 0].numpy()
-    mean, std = IMAGENET_MEAN[0], IMAGENET_STD[0]
-    want = (denoise(img * std + mean, 1.5) - mean) / std  # back to [0, 1], smoothed, standardised again
-    assert np.allclose(smooth.images[0, 0, 0].numpy(), want, atol=1e-5)
-    assert smooth.images.std() < plain.images.std()
+
+    assert not torch.equal(plain.images, smooth.images)
+    frame = clips[0].frames[0]
+    normalised = normalize_frame(frame, denoise_sigma=1.5)[0]
+    assert np.allclose(normalised, normalize_frame(denoise(to_gray(frame), 1.5))[0])
+    if mode == "full":  # frame 0 of clip 0 is the first image row
+        assert torch.allclose(smooth.images[0, 0], to_model_input(resize_square(normalised, 64))[0])
 
 
 def _cfg(tmp_path, *extra):

@@ -82,9 +82,9 @@ class TrackerOptions:
         0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,
         the ROI window and SAM 2's memory still follow the model's own mask at 0.5.
     denoise_sigma
-        Gaussian smoothing of every model input (ROI window or full frame) after it is
-        resized, ``sigma`` in model-input pixels (:func:`samem.track.preprocess.denoise`):
-        trades a slightly softer boundary for a higher SNR on very noisy frames. 0: off.
+        Gaussian smoothing of each frame before it is normalised, ``sigma`` in frame pixels
+        (:func:`samem.track.preprocess.denoise`): a very noisy frame is then normalised and
+        seen as a cleaner one would be, for a slightly softer boundary. 0: off.
     low_percentile, high_percentile
         Intensity normalisation (:func:`samem.track.preprocess.normalize_frame`); from the
         model config's ``preprocess:`` section so tracking matches training.
@@ -141,7 +141,7 @@ class TrackerOptions:
         if not 0.05 <= self.mask_threshold <= 0.95:
             raise SamemError(f"mask_threshold {self.mask_threshold} must be from 0.05 to 0.95")
         if not 0 <= self.denoise_sigma <= 16:
-            raise SamemError(f"denoise_sigma {self.denoise_sigma} must be from 0 to 16 (model-input px)")
+            raise SamemError(f"denoise_sigma {self.denoise_sigma} must be from 0 to 16 (frame px)")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:
             raise SamemError("need 0 <= low_percentile < high_percentile <= 100")
 

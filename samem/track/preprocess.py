@@ -5,19 +5,19 @@ Steps, in order:
 1. :func:`to_gray` — ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` (RGB) or ``(H, W, 4)`` (RGBA,
    alpha dropped) arrays of any integer, bool or float dtype become float32 grayscale
    (RGB: the mean of the three channels; TEM frames stored as RGB carry the same gray in each).
-2. :func:`normalize_frame` — robust per-frame intensity normalisation: the ``low_percentile``
+2. :func:`denoise` — optional Gaussian smoothing of the gray frame (``sigma`` in frame
+   pixels; the tracker option ``denoise_sigma``, off by default) *before* the levels are
+   taken, so a very noisy frame is normalised as a cleaner (higher-dose) one would be:
+   its percentiles are no longer set by the noise.
+3. :func:`normalize_frame` — robust per-frame intensity normalisation: the ``low_percentile``
    and ``high_percentile`` of the frame's intensities (:func:`intensity_levels`) map to 0 and
    1, values outside are clipped (:func:`apply_levels`). Per-frame percentiles remove
    beam-current flicker, detector offsets and the uint8/uint16/float scale without being
    dragged by hot pixels. Percentiles are estimated on a regular sub-grid of at most
    ``max_samples`` pixels. The mapping is pixel-wise, so normalising a crop with its frame's
    levels equals cropping the normalised frame (what ROI tracking does, for speed).
-3. :func:`resize_square` — to the model's square input (``cv2.INTER_AREA`` when shrinking,
+4. :func:`resize_square` — to the model's square input (``cv2.INTER_AREA`` when shrinking,
    ``cv2.INTER_LINEAR`` when enlarging).
-4. :func:`denoise` — optional Gaussian smoothing of the model-input image (``sigma`` in
-   model-input pixels, so it scales with the ROI window and thus with the particle): raises
-   the SNR of very noisy frames at the price of a slightly softer boundary. Off (0) unless
-   the tracker option ``denoise_sigma`` asks for it.
 5. :func:`to_model_input` — gray replicated to 3 channels and standardised with SAM 2's
    ImageNet mean/std, as sam2's own frame loader does for RGB frames in [0, 1].
 """
@@ -103,10 +103,24 @@ def apply_levels(x: np.ndarray, levels: Levels) -> np.ndarray:
     return np.clip((x - np.float32(levels.low)) * scale, 0.0, 1.0, dtype=np.float32)
 
 
+def denoise(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of a 2-D float32 gray frame, ``sigma`` in its pixels (0: unchanged).
+
+    Edges are mirrored, so the frame border does not bleed in as a dark or bright rim.
+    """
+    if sigma <= 0:
+        return image
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
+
+
 def normalize_frame(
-    frame: np.ndarray, low_percentile: float = 0.5, high_percentile: float = 99.5, max_samples: int = 1 << 16
+    frame: np.ndarray,
+    low_percentile: float = 0.5,
+    high_percentile: float = 99.5,
+    max_samples: int = 1 << 16,
+    denoise_sigma: float = 0.0,
 ) -> tuple[np.ndarray, float]:
-    """Grayscale float32 frame in [0, 1] with robust percentile scaling (steps 1 and 2 above).
+    """Grayscale float32 frame in [0, 1] with robust percentile scaling (steps 1 to 3 above).
 
     Returns
     -------
@@ -115,7 +129,7 @@ def normalize_frame(
     background : float
         The normalised median intensity (padding value for crops past the frame edge).
     """
-    gray = to_gray(frame)
+    gray = denoise(to_gray(frame), denoise_sigma)
     levels = intensity_levels(gray, low_percentile, high_percentile, max_samples)
     return apply_levels(gray, levels), levels.background
 
@@ -127,16 +141,6 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     shrink = image.shape[0] * image.shape[1] > size * size
     interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     return cv2.resize(image, (size, size), interpolation=interp)
-
-
-def denoise(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing of a 2-D float32 model-input image, ``sigma`` in its pixels (0: unchanged).
-
-    Edges are mirrored, so padding and frame borders do not bleed in as dark or bright rims.
-    """
-    if sigma <= 0:
-        return image
-    return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
 
 
 def to_model_input(images: np.ndarray | list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:

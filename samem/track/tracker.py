@@ -183,6 +183,7 @@ class StreamingTracker:
         if self._shape is not None and gray.shape != self._shape:
             raise SamemError(f"frame size {gray.shape} differs from this stream's {self._shape}")
         boxes = {oid: self._check_box(oid, box, gray.shape) for oid, box in (prompts or {}).items()}
+        gray = denoise(gray, opts.denoise_sigma)
         levels = intensity_levels(gray, opts.low_percentile, opts.high_percentile)
         self._shape = gray.shape
         self._frame_idx += 1
@@ -249,8 +250,6 @@ class StreamingTracker:
         else:
             windows = {oid: Window.around(*self._objects[oid].centre, self._objects[oid].side) for oid in ids}
             inputs = [cut_normalized(gray, windows[oid], size, levels) for oid in ids]
-        sigma = self.options.denoise_sigma
-        inputs = [denoise(image, sigma) for image in inputs]
         return encode_images(self.model, to_model_input(inputs, self.device)), windows
 
     def _groups(self, ids: list, boxes: Mapping) -> list[tuple[list, bool]]:

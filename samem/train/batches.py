@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from samem.synthetic.clips import Clip
-from samem.track.preprocess import denoise, normalize_frame, resize_square, to_model_input
+from samem.track.preprocess import normalize_frame, resize_square, to_model_input
 from samem.track.roi import Window, cut, window_side
 
 
@@ -39,8 +39,8 @@ class CropPolicy:
         of view or sinks into the noise, instead of the mask latching onto a noise blob
     max_objects : objects per clip at most (the rest are ignored)
     low_percentile, high_percentile : intensity normalisation, as the tracker's
-    denoise_sigma : Gaussian smoothing of the model inputs (model-input px), as the tracker's
-        option of that name; 0: off
+    denoise_sigma : Gaussian smoothing of each frame before normalisation (frame px), as the
+        tracker's option of that name; 0: off
     """
 
     mode: str = "roi"
@@ -134,11 +134,16 @@ def clip_batch(clips: list[Clip], policy: CropPolicy, rng: np.random.Generator) 
         if clip.frames.shape[0] != n_frames:
             raise ValueError("clips of one batch must have the same number of frames")
         h, w = clip.frames.shape[1:]
-        norm = [normalize_frame(f, policy.low_percentile, policy.high_percentile) for f in clip.frames]
+        norm = [
+            normalize_frame(
+                f, policy.low_percentile, policy.high_percentile, denoise_sigma=policy.denoise_sigma
+            )
+            for f in clip.frames
+        ]
         if policy.mode == "full":
             shared_row = len(images[0])
             for t, (img, _) in enumerate(norm):
-                images[t].append(denoise(resize_square(img, size), policy.denoise_sigma))
+                images[t].append(resize_square(img, size))
         for j in rng.permutation(len(clip.object_ids))[: policy.max_objects]:
             masks = clip.labels == clip.object_ids[j]
             truth_box = clip.boxes[j].astype(np.float64) + [0, 0, 1, 1]  # inclusive -> continuous
@@ -152,7 +157,7 @@ def clip_batch(clips: list[Clip], policy: CropPolicy, rng: np.random.Generator) 
             boxes.append(windows[0].box_to_input(box, size))
             index.append(len(images[0]))
             for t, (win, (img, background)) in enumerate(zip(windows, norm)):
-                images[t].append(denoise(cut(img, win, size, background), policy.denoise_sigma))
+                images[t].append(cut(img, win, size, background))
             targets.append(
                 np.stack([cut(m.astype(np.float32), win, size, 0.0) > 0.5 for m, win in zip(masks, windows)])
             )
