@@ -196,26 +196,28 @@ def test_velocity_gain_leads_the_window(tiny, monkeypatch):
 
 
 @pytest.mark.parametrize("mode", ["roi", "full"])
-def test_denoise_sigma_smooths_what_the_encoder_sees_and_tracking_still_follows(tiny, monkeypatch, mode):
-    """denoise_sigma smooths the frame before it is normalised: in what the encoder sees, the
-    background noise relative to the disc's contrast drops (white noise by about the Gaussian's
-    factor 1 / (2 sigma sqrt(pi)), less after the area resize of full mode), and the disc is
-    still tracked (the oracle's threshold draws a slightly smaller mask: the check is on the
-    centroid)."""
+def test_denoise_smooths_what_the_encoder_sees_and_tracking_still_follows(tiny, monkeypatch, mode):
+    """denoise smooths the frame before it is normalised (sigma scaled by the box): in what the
+    encoder sees, the background noise relative to the disc's contrast drops (white noise by
+    about the Gaussian's factor 1 / (2 sigma sqrt(pi)), less after the area resize of full
+    mode), and the disc is still tracked (the oracle's threshold draws a slightly smaller
+    mask: the check is on the centroid)."""
     oracle = Oracle(monkeypatch)
     scene = SCENES[mode]
     shape, radius, (x, y) = scene["shape"], scene["radius"], scene["start"]
     box = (x - radius, y - radius, x + radius + 1, y + radius + 1)
     noise = {}
-    for sigma in (0.0, 1.5):
-        tracker = StreamingTracker(tiny, mode=mode, crop_size_px=48, denoise_sigma=sigma)
+    for sigma in (0.0, 0.08):  # sigma 0.08 x the 2r + 1 px box: 1.5 px (ROI scene), 2.3 px (full)
+        tracker = StreamingTracker(tiny, mode=mode, crop_size_px=48, denoise=sigma)
+        assert tracker.denoise_sigma_px == 0.0  # no objects yet
         tracker.start(disc_frame(shape, (x, y), radius, seed=0, anchor=scene["anchor"])[0], {1: box})
         frame, truth = disc_frame(shape, (x + 2, y + 1), radius, seed=1, anchor=scene["anchor"])
         res = tracker.step(frame)[1]
+        assert tracker.denoise_sigma_px == pytest.approx(sigma * (2 * radius + 1))
         assert res.present and iou(res.mask, truth) >= 0.6
         tx, ty = visible_centroid(truth)
         assert math.hypot(res.centroid[0] - tx, res.centroid[1] - ty) <= scene["max_err"]
         image = oracle.inputs[0, 0]
         contrast = float(image.quantile(0.95) - image.quantile(0.02))  # background - disc
         noise[sigma] = float(image[:8, :8].std()) / contrast  # corner: background, away from the disc
-    assert noise[1.5] < 0.5 * noise[0.0]
+    assert noise[0.08] < 0.5 * noise[0.0]

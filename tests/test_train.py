@@ -89,20 +89,21 @@ def test_full_batch_shares_one_image_per_clip(clips):
 
 
 @pytest.mark.parametrize("mode", ["roi", "full"])
-def test_denoise_sigma_smooths_training_inputs_as_the_tracker_does(clips, mode):
-    """The frames are smoothed before normalisation, as the tracker's option does; the targets
-    and prompts are the same."""
+def test_denoise_smooths_training_frames_as_the_tracker_does(clips, mode):
+    """The frames are smoothed before normalisation with sigma = denoise x the clip's median box
+    side, as the tracker's option does; the targets and prompts are the same."""
     plain = clip_batch(clips, CropPolicy(mode=mode, input_size=64, max_objects=2), np.random.default_rng(2))
-    policy = CropPolicy(mode=mode, input_size=64, max_objects=2, denoise_sigma=1.5)
+    policy = CropPolicy(mode=mode, input_size=64, max_objects=2, denoise=0.1)
     smooth = clip_batch(clips, policy, np.random.default_rng(2))
     assert torch.equal(plain.targets, smooth.targets) and torch.equal(plain.boxes, smooth.boxes)
-
     assert not torch.equal(plain.images, smooth.images)
-    frame = clips[0].frames[0]
-    normalised = normalize_frame(frame, denoise_sigma=1.5)[0]
-    assert np.allclose(normalised, normalize_frame(denoise(to_gray(frame), 1.5))[0])
+    clip = clips[0]
+    sigma = 0.1 * np.median([max(b[2] - b[0], b[3] - b[1]) + 1 for b in clip.boxes])
+    normalised = normalize_frame(clip.frames[0], denoise_sigma=sigma)[0]
+    assert np.allclose(normalised, normalize_frame(denoise(to_gray(clip.frames[0]), sigma))[0])
     if mode == "full":  # frame 0 of clip 0 is the first image row
-        assert torch.allclose(smooth.images[0, 0], to_model_input(resize_square(normalised, 64))[0])
+        want = to_model_input(resize_square(normalised, 64))[0]
+        assert torch.allclose(smooth.images[0, 0], want, atol=1e-4)
 
 
 def _cfg(tmp_path, *extra):

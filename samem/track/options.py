@@ -81,10 +81,12 @@ class TrackerOptions:
         Probability a pixel of the reported (smoothed) mask must exceed; SAM 2's own rule is
         0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,
         the ROI window and SAM 2's memory still follow the model's own mask at 0.5.
-    denoise_sigma
-        Gaussian smoothing of each frame before it is normalised, ``sigma`` in frame pixels
-        (:func:`samem.track.preprocess.denoise`): a very noisy frame is then normalised and
-        seen as a cleaner one would be, for a slightly softer boundary. 0: off.
+    denoise
+        Gaussian smoothing of each frame before it is normalised
+        (:func:`samem.track.preprocess.denoise`), sigma = ``denoise`` x the median prompt-box
+        side (longest side, px) of the tracked objects, so it scales with the particles
+        (0.04: 2 px for 50 px particles): a noisy frame is normalised and seen as a cleaner
+        one would be, for a slightly softer boundary. 0: off.
     low_percentile, high_percentile
         Intensity normalisation (:func:`samem.track.preprocess.normalize_frame`); from the
         model config's ``preprocess:`` section so tracking matches training.
@@ -107,7 +109,7 @@ class TrackerOptions:
     lost_frames: int = 3
     smooth_frames: int = 5
     mask_threshold: float = 0.5
-    denoise_sigma: float = 0.0
+    denoise: float = 0.0
     low_percentile: float = 0.5
     high_percentile: float = 99.5
 
@@ -140,8 +142,8 @@ class TrackerOptions:
             raise SamemError(f"smooth_frames {self.smooth_frames} must be from 1 to 64")
         if not 0.05 <= self.mask_threshold <= 0.95:
             raise SamemError(f"mask_threshold {self.mask_threshold} must be from 0.05 to 0.95")
-        if not 0 <= self.denoise_sigma <= 16:
-            raise SamemError(f"denoise_sigma {self.denoise_sigma} must be from 0 to 16 (frame px)")
+        if not 0 <= self.denoise <= 0.5:
+            raise SamemError(f"denoise {self.denoise} must be from 0 to 0.5 (fraction of the box side)")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:
             raise SamemError("need 0 <= low_percentile < high_percentile <= 100")
 

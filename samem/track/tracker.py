@@ -157,6 +157,13 @@ class StreamingTracker:
         self._shape: tuple[int, int] | None = None
         self._pos_cache: dict[tuple, torch.Tensor] = {}
 
+    @property
+    def denoise_sigma_px(self) -> float:
+        """Sigma (frame px) of the frame smoothing: ``denoise`` x the objects' median prompt-box side."""
+        if not self.options.denoise or not self._objects:
+            return 0.0
+        return self.options.denoise * float(np.median([o.size for o in self._objects.values()]))
+
     def start(
         self, frame: np.ndarray, boxes: Mapping[Hashable, Sequence[float]]
     ) -> dict[Hashable, ObjectResult]:
@@ -183,14 +190,14 @@ class StreamingTracker:
         if self._shape is not None and gray.shape != self._shape:
             raise SamemError(f"frame size {gray.shape} differs from this stream's {self._shape}")
         boxes = {oid: self._check_box(oid, box, gray.shape) for oid, box in (prompts or {}).items()}
-        gray = denoise(gray, opts.denoise_sigma)
-        levels = intensity_levels(gray, opts.low_percentile, opts.high_percentile)
         self._shape = gray.shape
         self._frame_idx += 1
         for oid, box in boxes.items():
             self._prompt(oid, box)
         if not self._objects:
             return {}
+        gray = denoise(gray, self.denoise_sigma_px)
+        levels = intensity_levels(gray, opts.low_percentile, opts.high_percentile)
         with torch.inference_mode(), self._autocast():
             return self._run(gray, levels, boxes)
 

@@ -17,7 +17,7 @@ import torch
 
 from samem.synthetic.clips import Clip
 from samem.track.preprocess import normalize_frame, resize_square, to_model_input
-from samem.track.roi import Window, cut, window_side
+from samem.track.roi import Window, box_side, cut, window_side
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class CropPolicy:
         of view or sinks into the noise, instead of the mask latching onto a noise blob
     max_objects : objects per clip at most (the rest are ignored)
     low_percentile, high_percentile : intensity normalisation, as the tracker's
-    denoise_sigma : Gaussian smoothing of each frame before normalisation (frame px), as the
-        tracker's option of that name; 0: off
+    denoise : Gaussian smoothing of each frame before normalisation, sigma = this fraction of
+        the median box side of the clip's objects, as the tracker's option of that name; 0: off
     """
 
     mode: str = "roi"
@@ -54,7 +54,7 @@ class CropPolicy:
     max_objects: int = 4
     low_percentile: float = 0.5
     high_percentile: float = 99.5
-    denoise_sigma: float = 0.0
+    denoise: float = 0.0
 
 
 @dataclass
@@ -134,12 +134,10 @@ def clip_batch(clips: list[Clip], policy: CropPolicy, rng: np.random.Generator) 
         if clip.frames.shape[0] != n_frames:
             raise ValueError("clips of one batch must have the same number of frames")
         h, w = clip.frames.shape[1:]
-        norm = [
-            normalize_frame(
-                f, policy.low_percentile, policy.high_percentile, denoise_sigma=policy.denoise_sigma
-            )
-            for f in clip.frames
-        ]
+        sides = [box_side(b + [0, 0, 1, 1]) for b in clip.boxes]  # inclusive extents -> continuous
+        sigma = policy.denoise * float(np.median(sides)) if policy.denoise and sides else 0.0
+        levels = (policy.low_percentile, policy.high_percentile)
+        norm = [normalize_frame(f, *levels, denoise_sigma=sigma) for f in clip.frames]
         if policy.mode == "full":
             shared_row = len(images[0])
             for t, (img, _) in enumerate(norm):

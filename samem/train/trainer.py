@@ -138,7 +138,7 @@ class Trainer:
             **{
                 k: v
                 for k, v in (self.model_config.get("preprocess") or {}).items()
-                if k in ("low_percentile", "high_percentile", "denoise_sigma")
+                if k in ("low_percentile", "high_percentile", "denoise")
             },
         )
         self.optimizer = torch.optim.AdamW(
