@@ -22,6 +22,7 @@ import torch
 from scipy.special import expit
 
 from samem.errors import SamemError
+from samem.track.centroid import intensity_centroid
 from samem.track.core import encode_images, track_step
 from samem.track.memory import ObjectMemory
 from samem.track.options import TrackerOptions
@@ -294,7 +295,7 @@ class StreamingTracker:
         for oid in ids:
             obj = self._objects[oid]
             obj.memory.prune(self._frame_idx + 1)
-            results[oid] = self._result(obj, *raw[oid], windows[oid] if windows else None, gray.shape)
+            results[oid] = self._result(obj, *raw[oid], windows[oid] if windows else None, gray)
             passed, weak = flags.get(oid, (False, False))  # the presence rule's run counters
             obj.pending = obj.pending + 1 if passed and obj.absent else 0
             obj.weak = obj.weak + 1 if weak and not obj.absent else 0
@@ -325,8 +326,9 @@ class StreamingTracker:
         shared = self._pos_cache.setdefault(tuple(pos.shape), pos.clone())
         self._objects[obj_id].memory.add(self._frame_idx, replace(entry, maskmem_pos_enc=shared), prompted)
 
-    def _result(self, obj: _Object, logits, score_logit: float, iou: float, window, shape) -> ObjectResult:
+    def _result(self, obj: _Object, logits, score_logit: float, iou: float, window, gray) -> ObjectResult:
         """Mask, centroid and box of one object; ``window`` is ``None`` in full mode."""
+        shape = gray.shape
         h, w = shape
         score = float(expit(score_logit))
         up = upsample_logits(logits, *((h, w) if window is None else (window.side, window.side)))
@@ -352,6 +354,8 @@ class StreamingTracker:
         centroid, bbox = geometry
         if window is not None:
             mask = paste(mask, window, shape)
+        if self.options.centroid == "intensity":
+            centroid = intensity_centroid(gray, mask, bbox, obj.size) or centroid
         return ObjectResult(mask, score, True, centroid, bbox, iou)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
