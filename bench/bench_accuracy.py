@@ -62,10 +62,11 @@ POOLED = (
 )
 
 
-def held_out_seeds(preset: str, videos: int, tuning: bool = False) -> list[int]:
-    """Seeds of the held-out videos of ``preset`` (its PRESETS seed + 10 k), or of its tuning videos."""
+def held_out_seeds(preset: str, videos: int, tuning: bool = False, skip: int = 0) -> list[int]:
+    """Seeds of the held-out videos of ``preset`` (its PRESETS seed + 10 k), or of its tuning
+    videos; ``skip`` leaves out the first ones (k = skip .. skip + videos - 1)."""
     first = PRESETS[preset] + (TUNING_OFFSET if tuning else 0)
-    return [first + 10 * k for k in range(videos)]
+    return [first + 10 * k for k in range(skip, skip + videos)]
 
 
 def held_out_video(folder: Path, preset: str, seed: int, frames: int, size: int, particles: int) -> Path:
@@ -119,6 +120,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--particles", type=int, default=4)
     ap.add_argument("--videos", type=int, default=3, help="held-out videos per preset")
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first videos of each preset")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS))
     ap.add_argument("--threads", type=int, default=2, help="torch threads in all (split between jobs)")
     ap.add_argument("--jobs", type=int, default=1, help="videos evaluated in parallel processes")
@@ -135,7 +137,8 @@ def main() -> None:
     args.tracker_options = parse_options(args.tracker)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(p, s) for p in args.presets for s in held_out_seeds(p, args.videos, args.seeds == "tuning")]
+    seeds = functools.partial(held_out_seeds, tuning=args.seeds == "tuning", skip=args.skip)
+    jobs = [(p, s) for p in args.presets for s in seeds(p, args.videos)]
     for preset, seed in jobs:  # generate first, so parallel workers never write the same file
         held_out_video(Path(args.videos_dir), preset, seed, args.frames, args.size, args.particles)
     t0 = time.perf_counter()
@@ -161,6 +164,7 @@ def main() -> None:
         "frames": args.frames,
         "size": args.size,
         "videos_per_preset": args.videos,
+        "skip": args.skip,
         "seeds": args.seeds,
         "tracker_options": args.tracker_options,
         "machine": machine,

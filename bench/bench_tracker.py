@@ -7,6 +7,8 @@ particles) with seeded random weights (speed does not depend on the weights).
 Cases (``--cases``):
   roi-compact    samem ROI mode, samem_compact (the CPU real-time design)
   roi-compact-unsmoothed  the same with smooth_frames=1 (the cost of mask smoothing)
+  roi-compact-bare        the same with smooth_frames=1, denoise=0, centroid=mask (the cost
+                 of all the tracker's own steps around SAM 2)
   full-compact   samem full-frame mode, samem_compact (frame resized to 128)
   full-t         samem full-frame mode, sam2.1_hiera_t at 1024
   official-t     sam2 SAM2VideoPredictor.propagate_in_video, sam2.1_hiera_t at 1024, fed
@@ -44,6 +46,12 @@ import numpy as np
 CASES = {
     "roi-compact": ("samem", "roi", "samem_compact"),
     "roi-compact-unsmoothed": ("samem", "roi", "samem_compact", {"smooth_frames": 1}),
+    "roi-compact-bare": (
+        "samem",
+        "roi",
+        "samem_compact",
+        {"smooth_frames": 1, "denoise": 0.0, "centroid": "mask"},
+    ),
     "full-compact": ("samem", "full", "samem_compact"),
     "full-t": ("samem", "full", "sam2.1_hiera_t"),
     "official-t": ("official", "full", "sam2.1_hiera_t"),

@@ -153,7 +153,7 @@ def test_large_object_gets_a_scaled_window(tiny, monkeypatch):
     Oracle(monkeypatch)
     shape, radius, centre = (160, 160), 30, (80.0, 85.0)
     frame, truth = disc_frame(shape, centre, radius, seed=1)
-    tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, context=2.0)
+    tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, context=2.0, denoise=0.0)  # sharp oracle
     res = tracker.start(frame, {1: (50, 55, 111, 116)})[1]
     assert tracker._objects[1].side == 122  # 2 x box side > 48: a 122 px window resized to 64
     for t in range(1, 4):
@@ -185,8 +185,10 @@ def test_absent_object_keeps_memory_and_window_then_is_reacquired(tiny, monkeypa
 def test_velocity_gain_leads_the_window(tiny, monkeypatch):
     Oracle(monkeypatch)
     shape = (100, 160)
-    # smooth_frames=1: the window follows the model's own centroid, which is then the reported one
-    tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, velocity_gain=1.0, smooth_frames=1)
+    # smooth_frames=1, centroid=mask: the window follows the model's own centroid, which is then
+    # the reported one
+    opts = dict(crop_size_px=48, velocity_gain=1.0, smooth_frames=1, centroid="mask")
+    tracker = StreamingTracker(tiny, mode="roi", **opts)
     tracker.start(disc_frame(shape, (40, 50), 6, 0)[0], {1: (34, 44, 47, 57)})
     r1 = tracker.step(disc_frame(shape, (48, 50), 6, 1)[0])[1]
     r2 = tracker.step(disc_frame(shape, (56, 50), 6, 2)[0])[1]

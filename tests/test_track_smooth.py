@@ -93,7 +93,8 @@ def test_tracker_reports_smoothed_masks_and_keeps_sam2_memory(tiny, monkeypatch,
     box = (x - small, y - small, x + small + 1, y + small + 1)
     out = {}
     for k in (1, 3):
-        tracker = StreamingTracker(tiny, mode=mode, crop_size_px=48, smooth_frames=k, reappear_score=0.5)
+        opts = dict(crop_size_px=48, smooth_frames=k, reappear_score=0.5, centroid="mask")
+        tracker = StreamingTracker(tiny, mode=mode, **opts)
         res = []
         for t, (r, c) in enumerate(plan):
             frame = disc_frame(shape, c, r, seed=t, anchor=anchor)[0]
@@ -150,7 +151,7 @@ def test_tracker_mask_threshold_changes_reported_masks_only(tiny, monkeypatch, s
     box = (x - r, y - r, x + r + 1, y + r + 1)
     out = {}
     for thr in (0.5, 0.05):
-        opts = dict(mode="roi", crop_size_px=48, smooth_frames=smooth, mask_threshold=thr)
+        opts = dict(mode="roi", crop_size_px=48, smooth_frames=smooth, mask_threshold=thr, centroid="mask")
         tracker = StreamingTracker(tiny, **opts)
         res = [tracker.start(disc_frame(shape, (x, y), r, seed=0)[0], {1: box})[1]]
         for t in (1, 2):

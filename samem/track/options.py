@@ -108,15 +108,15 @@ class TrackerOptions:
     num_threads: int | None = None
     cuda_bf16: bool = True
     reappear_score: float = 0.9
-    reappear_iou: float = 0.6
+    reappear_iou: float = 0.65
     reappear_frames: int = 1
     reappear_edge: float = 1.0
     lost_iou: float = 0.0
     lost_frames: int = 3
     smooth_frames: int = 5
-    centroid: str = "mask"
+    centroid: str = "intensity"
     mask_threshold: float = 0.5
-    denoise: float = 0.0
+    denoise: float = 0.04
     low_percentile: float = 0.5
     high_percentile: float = 99.5
 
