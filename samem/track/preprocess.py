@@ -6,7 +6,7 @@ Steps, in order:
    alpha dropped) arrays of any integer, bool or float dtype become float32 grayscale
    (RGB: the mean of the three channels; TEM frames stored as RGB carry the same gray in each).
 2. :func:`denoise` — optional Gaussian smoothing of the gray frame (``sigma`` in frame
-   pixels; the tracker option ``denoise_sigma``, off by default) *before* the levels are
+   pixels, :func:`denoise_sigma` of the tracker option ``denoise``) *before* the levels are
    taken, so a very noisy frame is normalised as a cleaner (higher-dose) one would be:
    its percentiles are no longer set by the noise.
 3. :func:`normalize_frame` — robust per-frame intensity normalisation: the ``low_percentile``
@@ -111,6 +111,14 @@ def denoise(image: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image
     return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
+
+
+def denoise_sigma(fraction: float, box_sides) -> float:
+    """Sigma (px) of :func:`denoise` for option ``denoise = fraction``: that fraction of the
+    objects' median box side (longest side, px); 0 when off or without objects. Tracking and
+    training both take it from here."""
+    sides = list(box_sides)
+    return fraction * float(np.median(sides)) if fraction and sides else 0.0
 
 
 def normalize_frame(

@@ -30,6 +30,7 @@ from samem.track.preprocess import (
     Levels,
     apply_levels,
     denoise,
+    denoise_sigma,
     intensity_levels,
     resize_square,
     to_gray,
@@ -161,9 +162,7 @@ class StreamingTracker:
     @property
     def denoise_sigma_px(self) -> float:
         """Sigma (frame px) of the frame smoothing: ``denoise`` x the objects' median prompt-box side."""
-        if not self.options.denoise or not self._objects:
-            return 0.0
-        return self.options.denoise * float(np.median([o.size for o in self._objects.values()]))
+        return denoise_sigma(self.options.denoise, (o.size for o in self._objects.values()))
 
     def start(
         self, frame: np.ndarray, boxes: Mapping[Hashable, Sequence[float]]

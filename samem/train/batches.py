@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from samem.synthetic.clips import Clip
-from samem.track.preprocess import normalize_frame, resize_square, to_model_input
+from samem.track.preprocess import denoise_sigma, normalize_frame, resize_square, to_model_input
 from samem.track.roi import Window, box_side, cut, window_side
 
 
@@ -135,7 +135,7 @@ def clip_batch(clips: list[Clip], policy: CropPolicy, rng: np.random.Generator) 
             raise ValueError("clips of one batch must have the same number of frames")
         h, w = clip.frames.shape[1:]
         sides = [box_side(b + [0, 0, 1, 1]) for b in clip.boxes]  # inclusive extents -> continuous
-        sigma = policy.denoise * float(np.median(sides)) if policy.denoise and sides else 0.0
+        sigma = denoise_sigma(policy.denoise, sides)
         levels = (policy.low_percentile, policy.high_percentile)
         norm = [normalize_frame(f, *levels, denoise_sigma=sigma) for f in clip.frames]
         if policy.mode == "full":
