@@ -18,6 +18,7 @@ import zmq
 from samem.errors import SamemError
 from samem.stream.client import load_curve_keys
 from samem.stream.protocol import encode_pub
+from samem.stream.zap import CurveAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,8 @@ class SocketFactory:
         self._keys = None
         curve = sockets_cfg["curve"]
         if curve["server_secret_key"]:
-            from zmq.auth.thread import ThreadAuthenticator
-
             self._keys = load_curve_keys(curve["server_secret_key"], need_secret=True)
-            self._auth = ThreadAuthenticator(self.context)
-            self._auth.start()
-            self._auth.configure_curve(domain="*", location=str(curve["authorized_clients"]))
+            self._auth = CurveAuthenticator(self.context, curve["authorized_clients"])
 
     @property
     def secure(self) -> bool:
