@@ -111,9 +111,8 @@ def test_serve_replay_sigterm_and_sigkill(tmp_path, serve):
         ids = [o["id"] for o in frames[0]["objects"]]
         assert ids == list(range(1, len(detect(video.frames[0])) + 1))
         assert len(ids) == int(video.tracks[video.tracks.frame == 0]["inside"].sum()) > 0  # vs truth
-        assert all(
-            set(o) == {"id", "x", "y", "area", "score", "present"} for p in frames for o in p["objects"]
-        )
+        keys = {"id", "x", "y", "area", "score", "present", "edge"}
+        assert all(set(o) == keys for p in frames for o in p["objects"])
         assert [p["seq"] for t, p in msgs if t == "stats" and not p["final"]] == [4]
         status = _command(ctx, ep["control"], {"cmd": "status"})
         assert status["frames_processed"] == 8 and status["frames_dropped"] == 0

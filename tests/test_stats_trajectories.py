@@ -75,6 +75,7 @@ def test_builder_rows_gaps_and_units():
         "eccentricity",
         "score",
         "present",
+        "edge",
     ]
     assert df.attrs == {"pixel_size_nm": 0.8, "frame_interval_s": 0.04}
     assert df["particle"].dtype == np.int64 and df["present"].dtype == bool
@@ -168,3 +169,36 @@ def test_drift_estimated_and_removed():
     assert np.all(np.abs(step.to_numpy()) < 0.05)
     before = df[df.present].sort_values(["particle", "frame"]).groupby("particle")[["x", "y"]].diff().mean()
     assert before.to_numpy() == pytest.approx([0.3, -0.2], abs=0.05)
+
+
+def test_rows_cut_by_the_frame_border_are_flagged_and_left_out_of_statistics():
+    """A particle leaving through the border: its mask centroid is pulled inside while it is
+    cut (the ``edge`` rows); positions for live statistics skip those rows, and the MSD of the
+    table equals that of the same table without them."""
+    from samem.stats import compute_statistics
+    from samem.stats.trajectories import touches_border
+
+    shape, r = (60, 80), 6.0
+    b = TrajectoryBuilder(pixel_size_nm=1.0, frame_interval_s=0.1)
+    rng = np.random.default_rng(0)
+    still = (40.0, 30.0)
+    x = 30.0
+    for t in range(40):
+        x += 1.5 + rng.normal(0, 0.8)  # drifts right, out of the 80 px field
+        m_out = ellipse_mask(shape, (x, 20.0), (2 * r, 2 * r), 0.0)
+        m_in = ellipse_mask(shape, still, (2 * r, 2 * r), 0.0)
+        res = {1: result(m_in, *still)}
+        if m_out.any():
+            ys, xs = np.nonzero(m_out)
+            res[2] = result(m_out, float(xs.mean()), float(ys.mean()))  # centroid of the visible part
+        pos = b.add(t, res)
+        assert (2 in pos) == (2 in res and not touches_border(m_out))
+    df = b.table()
+    cut = df[df.edge]
+    assert len(cut) > 3 and set(cut.particle) == {2} and cut.present.all() and cut.x.notna().all()
+    assert not touches_border(ellipse_mask(shape, still, (2 * r, 2 * r), 0.0))
+    with_flag = compute_statistics(df).msd
+    without = compute_statistics(df[~df.edge].drop(columns="edge")).msd
+    pd.testing.assert_frame_equal(with_flag.reset_index(drop=True), without.reset_index(drop=True))
+    ignored = compute_statistics(df.drop(columns="edge")).msd  # what the biased rows would do
+    assert not with_flag.equals(ignored)

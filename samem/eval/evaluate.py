@@ -57,7 +57,8 @@ def _d_rel_err(truth_tracks: pd.DataFrame, tracked: pd.DataFrame, px: float, dt:
     def fit(df):
         if df.empty:
             return {}
-        stats = compute_statistics(df[["frame", "particle", "x", "y"]], px, dt)
+        columns = ["frame", "particle", "x", "y"] + (["edge"] if "edge" in df else [])
+        stats = compute_statistics(df[columns], px, dt)  # rows cut by the border are left out
         p = stats.particles
         return dict(zip(p["particle"].astype(int), p["D_nm2_s"].astype(float)))
 

@@ -46,6 +46,7 @@ TRACK_COLUMNS: dict[str, Any] = {
     "eccentricity": np.float64,
     "score": np.float64,
     "present": np.bool_,
+    "edge": np.bool_,
 }
 
 _COMPRESSION = {
@@ -189,6 +190,8 @@ class Recorder:
             ds.resize((t + 1,))
             ds[t] = value
         if len(tracks):
+            if "edge" not in tracks.columns:  # optional: tables from before the column existed
+                tracks = tracks.assign(edge=False)
             missing = set(TRACK_COLUMNS) - set(tracks.columns)
             if missing:
                 raise ValueError(f"track rows lack columns {sorted(missing)}")

@@ -13,6 +13,10 @@ Table convention (trackpy's, plus shape): one row per (frame, particle) with col
 ``eccentricity``        ``sqrt(1 - λ_min / λ_max)`` of the mask's second moments (0 = circle)
 ``score``               tracker confidence
 ``present``             whether the tracker says the object is visible in this frame
+``edge``                the object's mask touches the frame border: the particle is cut by the
+                        field of view, so its centroid is pulled toward the inside by up to
+                        half its size; statistics leave such rows out (as trackpy's ``locate``
+                        drops features near the edge), the trajectory keeps them
 ======================  ==========================================================================
 
 Absent objects: every object the tracker reports in a frame gets a row; when it reports
@@ -34,7 +38,7 @@ from samem.errors import SamemError
 from samem.stats.units import FRAME_INTERVAL_KEY, PIXEL_SIZE_KEY, positive
 
 #: columns of a trajectory table, in order
-COLUMNS = ["frame", "particle", "x", "y", "area", "orientation", "eccentricity", "score", "present"]
+COLUMNS = ["frame", "particle", "x", "y", "area", "orientation", "eccentricity", "score", "present", "edge"]
 
 
 def mask_shape(mask: np.ndarray, bbox=None) -> tuple[int, float, float]:
@@ -86,6 +90,12 @@ def _result_attr(res, name, pid):
         raise SamemError(f"tracker result for object {pid!r} has no attribute {name!r}") from None
 
 
+def touches_border(mask: np.ndarray) -> bool:
+    """Whether a boolean mask reaches the first or last row or column of its frame."""
+    m = np.asarray(mask, bool)
+    return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
+
+
 def frame_rows(frame: int, results: Mapping) -> tuple[list[tuple], dict]:
     """Table rows (:data:`COLUMNS` order) and present positions of one frame of tracker results.
 
@@ -102,7 +112,8 @@ def frame_rows(frame: int, results: Mapping) -> tuple[list[tuple], dict]:
     rows : list of tuple
         One row per object; absent objects have NaN position and shape and area 0.
     positions : dict
-        object id -> (x, y) px of the objects present (what :meth:`LiveStats.update` takes).
+        object id -> (x, y) px of the objects present and clear of the frame border (what
+        :meth:`LiveStats.update` takes).
     """
     rows, positions = [], {}
     for pid, res in results.items():
@@ -113,13 +124,17 @@ def frame_rows(frame: int, results: Mapping) -> tuple[list[tuple], dict]:
             cx, cy = _result_attr(res, "centroid", pid)
             x, y = float(cx), float(cy)
             present = math.isfinite(x) and math.isfinite(y)
+        edge = False
         if present:
-            area, orient, ecc = mask_shape(_result_attr(res, "mask", pid), getattr(res, "bbox", None))
-            positions[pid] = (x, y)
+            mask = _result_attr(res, "mask", pid)
+            area, orient, ecc = mask_shape(mask, getattr(res, "bbox", None))
+            edge = touches_border(mask)
+            if not edge:
+                positions[pid] = (x, y)
         else:
             x = y = orient = ecc = math.nan
             area = 0
-        rows.append((int(frame), pid, x, y, area, orient, ecc, score, present))
+        rows.append((int(frame), pid, x, y, area, orient, ecc, score, present, edge))
     return rows, positions
 
 
@@ -198,6 +213,7 @@ class TrajectoryBuilder:
                     "eccentricity": float,
                     "score": float,
                     "present": bool,
+                    "edge": bool,
                 }
             )
             if all(isinstance(r[1], (int, np.integer)) and not isinstance(r[1], bool) for r in self._rows):

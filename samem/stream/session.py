@@ -292,13 +292,14 @@ class Session:
         labels = np.zeros(self.frame_shape, np.uint16)
         records, positions = frame_rows(seq, {oid: results[oid] for oid in sorted(results)})
         objects = []
-        for _, oid, x, y, area, _, _, score, present in records:
+        for _, oid, x, y, area, _, _, score, present, edge in records:
             if present:
                 r = results[oid]
                 x0, y0, x1, y1 = r.bbox
                 window = labels[y0:y1, x0:x1]
                 window[r.mask[y0:y1, x0:x1]] = oid
-            objects.append({"id": oid, "x": x, "y": y, "area": int(area), "score": score, "present": present})
+            obj = {"id": oid, "x": x, "y": y, "area": int(area), "score": score, "present": present}
+            objects.append({**obj, "edge": edge})
         return records, objects, positions, labels
 
     # ------------------------------------------------------------------ reporting
