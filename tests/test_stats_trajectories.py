@@ -15,6 +15,7 @@ from samem.stats import (
     subtract_drift,
     to_physical,
 )
+from samem.stats.trajectories import frame_rows
 
 
 def ellipse_mask(shape, centre, axes, angle_deg):
@@ -171,15 +172,16 @@ def test_drift_estimated_and_removed():
     assert before.to_numpy() == pytest.approx([0.3, -0.2], abs=0.05)
 
 
-def test_rows_cut_by_the_frame_border_are_flagged_and_left_out_of_statistics():
+def test_rows_cut_by_the_frame_border_are_flagged_and_can_be_left_out_of_statistics():
     """A particle leaving through the border: its mask centroid is pulled inside while it is
-    cut (the ``edge`` rows); positions for live statistics skip those rows, and the MSD of the
-    table equals that of the same table without them."""
+    cut (the ``edge`` rows). With ``exclude_edge`` positions for live statistics skip those
+    rows and the MSD of the table equals that of the same table without them; by default
+    they are used like any other row."""
     from samem.stats import compute_statistics
     from samem.stats.trajectories import touches_border
 
     shape, r = (60, 80), 6.0
-    b = TrajectoryBuilder(pixel_size_nm=1.0, frame_interval_s=0.1)
+    b = TrajectoryBuilder(pixel_size_nm=1.0, frame_interval_s=0.1, exclude_edge=True)
     rng = np.random.default_rng(0)
     still = (40.0, 30.0)
     x = 30.0
@@ -197,8 +199,16 @@ def test_rows_cut_by_the_frame_border_are_flagged_and_left_out_of_statistics():
     cut = df[df.edge]
     assert len(cut) > 3 and set(cut.particle) == {2} and cut.present.all() and cut.x.notna().all()
     assert not touches_border(ellipse_mask(shape, still, (2 * r, 2 * r), 0.0))
-    with_flag = compute_statistics(df).msd
+    with_flag = compute_statistics(df, config={"exclude_edge": True}).msd
     without = compute_statistics(df[~df.edge].drop(columns="edge")).msd
     pd.testing.assert_frame_equal(with_flag.reset_index(drop=True), without.reset_index(drop=True))
-    ignored = compute_statistics(df.drop(columns="edge")).msd  # what the biased rows would do
+    ignored = compute_statistics(df.drop(columns="edge")).msd  # what the biased rows do
     assert not with_flag.equals(ignored)
+    pd.testing.assert_frame_equal(compute_statistics(df).msd, ignored)  # the default keeps them
+    at_border = np.zeros(shape, bool)
+    at_border[20:30, :4] = True
+    rows, kept = frame_rows(0, {2: result(at_border, 1.5, 24.5)})
+    assert rows[0][-1] and 2 in kept  # flagged; without exclude_edge live positions keep it
+    assert 2 not in frame_rows(0, {2: result(at_border, 1.5, 24.5)}, exclude_edge=True)[1]
+    with pytest.raises(SamemError, match="exclude_edge"):
+        compute_statistics(df, config={"exclude_edge": "yes"})

@@ -415,7 +415,8 @@ def test_absent_object_search_windows(tiny, search):
             ring = [Window.around(*last, side)]
             for k in range(6):
                 a = math.pi / 3 * k
-                ring.append(Window.around(last[0] + side / 2 * math.cos(a), last[1] + side / 2 * math.sin(a), side))
+                x, y = last[0] + side / 2 * math.cos(a), last[1] + side / 2 * math.sin(a)
+                ring.append(Window.around(x, y, side))
             assert seen[:7] == [w.inside((200, 240)) for w in ring] and seen[7] == seen[0]
             assert len({(round(c[0]), round(c[1])) for c in centres}) >= 5  # clamping may merge a few
         value["logit"] = 5.0

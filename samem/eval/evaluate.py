@@ -58,7 +58,7 @@ def _d_rel_err(truth_tracks: pd.DataFrame, tracked: pd.DataFrame, px: float, dt:
         if df.empty:
             return {}
         columns = ["frame", "particle", "x", "y"] + (["edge"] if "edge" in df else [])
-        stats = compute_statistics(df[columns], px, dt)  # rows cut by the border are left out
+        stats = compute_statistics(df[columns], px, dt)  # edge rows: the stats default decides
         p = stats.particles
         return dict(zip(p["particle"].astype(int), p["D_nm2_s"].astype(float)))
 

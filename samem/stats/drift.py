@@ -24,8 +24,6 @@ def _present_rows(traj: pd.DataFrame, pos_columns) -> pd.DataFrame:
     keep = np.all(np.isfinite(traj[pos_columns].to_numpy(dtype=float)), axis=1)
     if "present" in traj.columns:
         keep &= traj["present"].to_numpy().astype(bool)
-    if "edge" in traj.columns:  # cut by the frame border: the centroid is biased
-        keep &= ~traj["edge"].to_numpy().astype(bool)
     return traj.loc[keep, ["frame", "particle", *pos_columns]]
 
 

@@ -68,6 +68,8 @@ def load_config(config=None) -> dict:
     cfg["fit"] = check_fit_config(cfg["fit"])
     cfg["vanhove"]["lags"] = [check_max_lag(k) for k in cfg["vanhove"]["lags"]]
     cfg["vacf"]["max_lag"] = min(check_max_lag(cfg["vacf"]["max_lag"]), cfg["max_lag"])
+    if not isinstance(cfg["exclude_edge"], bool):
+        raise SamemError(f"exclude_edge must be true or false, got {cfg['exclude_edge']!r}")
     if int(cfg["min_track_frames"]) < 2:
         raise SamemError("min_track_frames must be at least 2")
     return cfg
@@ -341,9 +343,12 @@ def compute_statistics(
     """Batch :class:`Statistics` of a trajectory table (units default to ``traj.attrs``).
 
     With ``drift.subtract`` in the config the common drift is removed first
-    (:func:`samem.stats.drift.subtract_drift`).
+    (:func:`samem.stats.drift.subtract_drift`). Rows flagged ``edge`` (cut by the frame
+    border) are left out only with ``exclude_edge: true``.
     """
     cfg = load_config(config)
+    if cfg["exclude_edge"] and "edge" in traj.columns:
+        traj = traj[~traj["edge"].to_numpy(dtype=bool)]
     scale = resolve_scale(getattr(traj, "attrs", None), None, None, pixel_size_nm, frame_interval_s)
     drift = bool(cfg["drift"]["subtract"])
     if drift:

@@ -92,8 +92,6 @@ def present_tracks(traj: pd.DataFrame, pos_columns=None) -> Tracks:
     keep = np.all(np.isfinite(pos), axis=1)
     if "present" in traj.columns:
         keep &= traj["present"].to_numpy().astype(bool)
-    if "edge" in traj.columns:  # cut by the frame border: the centroid is biased
-        keep &= ~traj["edge"].to_numpy().astype(bool)
     part = traj["particle"].to_numpy()[keep]
     frame = frame[keep].astype(np.int64)
     pos = pos[keep]

@@ -15,8 +15,9 @@ Table convention (trackpy's, plus shape): one row per (frame, particle) with col
 ``present``             whether the tracker says the object is visible in this frame
 ``edge``                the object's mask touches the frame border: the particle is cut by the
                         field of view, so its centroid is pulled toward the inside by up to
-                        half its size; statistics leave such rows out (as trackpy's ``locate``
-                        drops features near the edge), the trajectory keeps them
+                        half its size; with the stats option ``exclude_edge`` statistics leave
+                        such rows out (as trackpy's ``locate`` drops features near the edge);
+                        the trajectory keeps them
 ======================  ==========================================================================
 
 Absent objects: every object the tracker reports in a frame gets a row; when it reports
@@ -96,7 +97,7 @@ def touches_border(mask: np.ndarray) -> bool:
     return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
 
 
-def frame_rows(frame: int, results: Mapping) -> tuple[list[tuple], dict]:
+def frame_rows(frame: int, results: Mapping, exclude_edge: bool = False) -> tuple[list[tuple], dict]:
     """Table rows (:data:`COLUMNS` order) and present positions of one frame of tracker results.
 
     Parameters
@@ -106,14 +107,17 @@ def frame_rows(frame: int, results: Mapping) -> tuple[list[tuple], dict]:
     results : Mapping
         object id -> result with attributes ``mask`` (bool H×W), ``score`` (float),
         ``present`` (bool), ``centroid`` ((x, y) px) and ``bbox`` ((x0, y0, x1, y1) px).
+    exclude_edge : bool
+        Leave objects cut by the frame border out of ``positions`` (the stats option
+        ``exclude_edge``); their rows are made either way.
 
     Returns
     -------
     rows : list of tuple
         One row per object; absent objects have NaN position and shape and area 0.
     positions : dict
-        object id -> (x, y) px of the objects present and clear of the frame border (what
-        :meth:`LiveStats.update` takes).
+        object id -> (x, y) px of the objects present (and, with ``exclude_edge``, clear of
+        the frame border): what :meth:`LiveStats.update` takes.
     """
     rows, positions = [], {}
     for pid, res in results.items():
@@ -129,7 +133,7 @@ def frame_rows(frame: int, results: Mapping) -> tuple[list[tuple], dict]:
             mask = _result_attr(res, "mask", pid)
             area, orient, ecc = mask_shape(mask, getattr(res, "bbox", None))
             edge = touches_border(mask)
-            if not edge:
+            if not (edge and exclude_edge):
                 positions[pid] = (x, y)
         else:
             x = y = orient = ecc = math.nan
@@ -147,6 +151,8 @@ class TrajectoryBuilder:
         Pixel size, nm/px.
     frame_interval_s : float
         Frame interval, s.
+    exclude_edge : bool
+        :meth:`add` leaves objects cut by the frame border out of the positions it returns.
 
     Examples
     --------
@@ -156,7 +162,8 @@ class TrajectoryBuilder:
     >>> df = builder.table()                                 # doctest: +SKIP
     """
 
-    def __init__(self, pixel_size_nm, frame_interval_s):
+    def __init__(self, pixel_size_nm, frame_interval_s, exclude_edge: bool = False):
+        self.exclude_edge = bool(exclude_edge)
         self.pixel_size_nm = positive("pixel_size_nm", pixel_size_nm)
         self.frame_interval_s = positive("frame_interval_s", frame_interval_s)
         self._rows: list[tuple] = []
@@ -186,7 +193,7 @@ class TrajectoryBuilder:
         f = int(frame)
         if not isinstance(results, Mapping):
             raise SamemError(f"results must map object id -> result, got {type(results).__name__}")
-        rows, positions = frame_rows(f, results)
+        rows, positions = frame_rows(f, results, self.exclude_edge)
         self.add_rows(f, rows)
         return positions
 

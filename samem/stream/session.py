@@ -290,7 +290,8 @@ class Session:
 
     def _tables(self, seq: int, results: Mapping) -> tuple[list[tuple], list, dict, np.ndarray]:
         labels = np.zeros(self.frame_shape, np.uint16)
-        records, positions = frame_rows(seq, {oid: results[oid] for oid in sorted(results)})
+        ordered = {oid: results[oid] for oid in sorted(results)}
+        records, positions = frame_rows(seq, ordered, self.stats_cfg["exclude_edge"])
         objects = []
         for _, oid, x, y, area, _, _, score, present, edge in records:
             if present:
