@@ -13,7 +13,6 @@ from samem.errors import SamemError
 from samem.model import build_model
 from samem.track import ObjectResult, StreamingTracker, TrackerOptions
 from samem.track.presence import PresenceRule
-from samem.track.roi import Window
 
 
 @pytest.fixture(scope="module")
@@ -378,51 +377,3 @@ def test_reappear_iou_applies_near_the_edge_only(tiny, frames):
         head.forward, iou_head.forward = forward, iou_forward
     with pytest.raises(SamemError, match="reappear_edge"):
         StreamingTracker(tiny, reappear_edge=-1.0)
-
-
-@pytest.mark.parametrize("search", ["last", "inside", "ring"])
-def test_absent_object_search_windows(tiny, search):
-    """search: where an absent object's ROI window looks. "last" stays on the last centre (half
-    outside the frame at the border), "inside" moves that window into the frame, "ring" also
-    visits six positions half a window around it in turn; a found object's window follows its
-    mask again."""
-    rng = np.random.default_rng(1)
-    frames = rng.normal(160, 12, (12, 200, 240)).clip(0, 255).astype(np.uint8)
-    head = tiny.sam_mask_decoder.pred_obj_score_head
-    forward, value = head.forward, {"logit": 5.0}
-    head.forward = lambda x: torch.full_like(forward(x), value["logit"])
-    try:
-        tracker = StreamingTracker(tiny, mode="roi", search=search, reappear_iou=0.0, reappear_score=0.5)
-        tracker.start(frames[0], {1: (0, 90, 16, 106)})  # at the left border
-        obj = tracker._objects[1]
-        value["logit"] = -5.0
-        tracker.step(frames[1])
-        last = obj.centre
-        seen = []
-        real = tracker._window
-        tracker._window = lambda o, shape: seen.append(real(o, shape)) or seen[-1]
-        for t in range(2, 10):
-            assert not tracker.step(frames[t])[1].present
-        side = obj.side
-        centres = [(w.x0 + side / 2, w.y0 + side / 2) for w in seen]
-        plain = Window.around(*last, side)
-        if search == "last":
-            assert all(w == plain for w in seen) and plain.x0 < 0
-        else:
-            assert all(0 <= w.x0 <= 240 - side and 0 <= w.y0 <= 200 - side for w in seen)
-            assert seen[0] == plain.inside((200, 240))
-        if search == "ring":
-            ring = [Window.around(*last, side)]
-            for k in range(6):
-                a = math.pi / 3 * k
-                x, y = last[0] + side / 2 * math.cos(a), last[1] + side / 2 * math.sin(a)
-                ring.append(Window.around(x, y, side))
-            assert seen[:7] == [w.inside((200, 240)) for w in ring] and seen[7] == seen[0]
-            assert len({(round(c[0]), round(c[1])) for c in centres}) >= 5  # clamping may merge a few
-        value["logit"] = 5.0
-        assert tracker.step(frames[10])[1].present
-        assert obj.gone == 0 and tracker._window(obj, (200, 240)) == Window.around(*obj.centre, side)
-    finally:
-        head.forward = forward
-    with pytest.raises(SamemError, match="search"):
-        StreamingTracker(tiny, search="spiral")

@@ -223,10 +223,3 @@ def test_denoise_smooths_what_the_encoder_sees_and_tracking_still_follows(tiny, 
         contrast = float(image.quantile(0.95) - image.quantile(0.02))  # background - disc
         noise[sigma] = float(image[:8, :8].std()) / contrast  # corner: background, away from the disc
     assert noise[0.08] < 0.5 * noise[0.0]
-
-
-def test_window_inside_moves_into_the_frame_without_resizing():
-    assert Window(-30, 150, 128).inside((200, 240)) == Window(0, 72, 128)
-    assert Window(130, -5, 128).inside((200, 240)) == Window(112, 0, 128)
-    assert Window(10, 20, 128).inside((200, 240)) == Window(10, 20, 128)
-    assert Window(-30, -10, 300).inside((200, 240)) == Window(-30, -10, 300)  # larger than the frame

@@ -17,7 +17,6 @@ from samem.errors import SamemError
 
 MODES = ("roi", "full")
 CENTROIDS = ("mask", "intensity")
-SEARCHES = ("last", "inside", "ring")
 
 
 @dataclass(frozen=True)
@@ -41,14 +40,8 @@ class TrackerOptions:
         its memory always sees it at one scale.
     velocity_gain
         ROI window centre for the next frame = last centroid + ``velocity_gain`` x last
-        displacement (0: last centroid; Brownian particles have no useful velocity).
-    search
-        Where an absent object's window looks (ROI mode). ``"last"``: where it was last seen.
-        ``"inside"``: there, shifted to lie inside the frame (a particle that left at the border
-        comes back inward, and a window half outside the frame wastes half its area).
-        ``"ring"``: inside, and on successive absent frames cycling through the last position
-        and six positions half a window side around it, so a particle that diffused away while
-        it was missed is still met.
+        displacement (0: last centroid; Brownian particles have no useful velocity). An absent
+        object's window stays where it was last seen.
     max_cond_frames
         Conditioning (prompted) frames kept per object; the most recent win.
     clear_memory_on_prompt
@@ -109,7 +102,6 @@ class TrackerOptions:
     crop_size_px: int | None = None
     context: float = 3.0
     velocity_gain: float = 0.0
-    search: str = "last"
     max_cond_frames: int = 4
     clear_memory_on_prompt: bool = True
     memory_dtype: str = "bfloat16"
@@ -135,8 +127,6 @@ class TrackerOptions:
             raise SamemError(f"crop_size_px {self.crop_size_px} is too small (at least 16 px)")
         if self.context <= 0:
             raise SamemError(f"context {self.context} must be positive")
-        if self.search not in SEARCHES:
-            raise SamemError(f"search {self.search!r} is not one of {', '.join(SEARCHES)}")
         if self.max_cond_frames < 1:
             raise SamemError("max_cond_frames must be at least 1")
         if self.memory_dtype not in ("bfloat16", "float32"):

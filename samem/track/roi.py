@@ -33,13 +33,6 @@ class Window:
         """The window of ``side`` px whose centre is nearest to ``(cx, cy)`` (continuous coords)."""
         return cls(int(math.floor(cx - side / 2 + 0.5)), int(math.floor(cy - side / 2 + 0.5)), int(side))
 
-    def inside(self, shape: tuple[int, int]) -> Window:
-        """This window moved (not resized) to lie inside a frame of ``shape`` where it fits."""
-        h, w = shape
-        x0 = min(max(self.x0, 0), w - self.side) if self.side <= w else self.x0
-        y0 = min(max(self.y0, 0), h - self.side) if self.side <= h else self.y0
-        return Window(x0, y0, self.side)
-
     def overlap(self, shape: tuple[int, int]) -> tuple[slice, slice, slice, slice]:
         """Where the window meets a frame of ``shape``: ``(frame rows, frame cols, window rows,
         window cols)`` slices (empty when they do not meet)."""

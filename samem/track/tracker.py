@@ -92,7 +92,6 @@ class _Object:
     centre: tuple[float, float]  # next ROI window centre, continuous frame coordinates
     last: tuple[float, float] | None = None  # last centroid seen (continuous coordinates)
     absent: bool = False  # reported absent on its last frame (samem.track.presence)
-    gone: int = 0  # consecutive frames reported absent (TrackerOptions.search)
     pending: int = 0  # consecutive absent frames that passed the checks to be found again
     weak: int = 0  # consecutive present frames with a predicted IoU below lost_iou
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(1))  # TrackerOptions.smooth_frames
@@ -248,7 +247,7 @@ class StreamingTracker:
             obj.memory.clear_recent()
         obj.smoother.clear()
         obj.side, obj.size, obj.centre, obj.last = side, box_side(box), centre, None
-        obj.absent, obj.gone, obj.pending, obj.weak = False, 0, 0, 0
+        obj.absent, obj.pending, obj.weak = False, 0, 0
 
     def _encode(self, gray: np.ndarray, levels: Levels, ids: list) -> tuple:
         size = self.input_size
@@ -256,21 +255,9 @@ class StreamingTracker:
             inputs = [resize_square(apply_levels(gray, levels), size)]
             windows = None
         else:
-            windows = {oid: self._window(self._objects[oid], gray.shape) for oid in ids}
+            windows = {oid: Window.around(*self._objects[oid].centre, self._objects[oid].side) for oid in ids}
             inputs = [cut_normalized(gray, windows[oid], size, levels) for oid in ids]
         return encode_images(self.model, to_model_input(inputs, self.device)), windows
-
-    def _window(self, obj: _Object, shape: tuple[int, int]) -> Window:
-        """The ROI window of ``obj`` on this frame (an absent one's follows ``options.search``)."""
-        search = self.options.search
-        if not obj.absent or search == "last":
-            return Window.around(*obj.centre, obj.side)
-        cx, cy = obj.centre
-        step = (obj.gone - 1) % 7 if search == "ring" else 0
-        if step:
-            angle = math.pi / 3 * (step - 1)
-            cx, cy = cx + obj.side / 2 * math.cos(angle), cy + obj.side / 2 * math.sin(angle)
-        return Window.around(cx, cy, obj.side).inside(shape)
 
     def _groups(self, ids: list, boxes: Mapping) -> list[tuple[list, bool]]:
         groups: dict[tuple, list] = {}
@@ -349,7 +336,6 @@ class StreamingTracker:
         if score_logit > 0:
             geometry = mask_geometry(mask) if window is None else window_mask_geometry(mask, window, shape)
         obj.absent = geometry is None
-        obj.gone = obj.gone + 1 if obj.absent else 0
         if geometry is None:
             obj.smoother.clear()
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
