@@ -111,7 +111,7 @@ class TrackerOptions:
     reappear_iou: float = 0.65
     reappear_frames: int = 1
     reappear_edge: float = 1.0
-    lost_iou: float = 0.0
+    lost_iou: float = 0.4
     lost_frames: int = 3
     smooth_frames: int = 5
     centroid: str = "intensity"
