@@ -323,16 +323,6 @@ def test_presence_rule_losing():
     assert out[1] == 4.0 and out[2] == 4.0  # second weak frame / good IoU: kept
     assert out[3] == -2.0
     assert gate.weak.tolist() == [True, True, False, False]
-    # lost_edge: losing applies only to the objects flagged losable (near the border)
-    edge_rule = PresenceRule(lost_iou=0.4, lost_frames=3, lost_edge=1.0)
-    losable = torch.tensor([False, True, True, True])
-    pending = torch.zeros(4, dtype=torch.int64)
-    gate = edge_rule.gate(absent, pending, torch.tensor([2, 2, 7, 9]), None, losable)
-    out = gate(scores, ious)[:, 0]
-    assert out[0] == 4.0 and out[1] == pytest.approx(-1e-3)  # only the losable one is lost
-    assert gate.weak.tolist() == [False, True, False, False]
-    assert edge_rule.near_edge((30.0, 50.0), 40.0, (100, 200), edge_rule.lost_edge)
-    assert not edge_rule.near_edge((100.0, 50.0), 40.0, (100, 200), edge_rule.lost_edge)
 
 
 def test_lost_iou_in_the_tracker(tiny, frames):
@@ -387,27 +377,3 @@ def test_reappear_iou_applies_near_the_edge_only(tiny, frames):
         head.forward, iou_head.forward = forward, iou_forward
     with pytest.raises(SamemError, match="reappear_edge"):
         StreamingTracker(tiny, reappear_edge=-1.0)
-
-
-@pytest.mark.parametrize("edge", [1.0, 1000.0])
-def test_lost_edge_limits_losing_to_objects_near_the_border(tiny, frames, edge):
-    """lost_edge: with a poor predicted IoU on every frame, only the object whose centre is
-    within lost_edge box sizes of the border is lost (the default 1000: both are)."""
-    decoder = tiny.sam_mask_decoder
-    head, iou_head = decoder.pred_obj_score_head, decoder.iou_prediction_head
-    forward, iou_forward = head.forward, iou_head.forward
-    head.forward = lambda x: torch.full_like(forward(x), 5.0)
-    iou_head.forward = lambda x: torch.full_like(iou_forward(x), 0.2)  # below lost_iou
-    try:
-        tracker = StreamingTracker(tiny, mode="roi", lost_iou=0.4, lost_frames=2, lost_edge=edge)
-        tracker.start(frames[0], BOXES)
-        objs = tracker._objects
-        for t in (1, 2):
-            objs[1].centre = (0.5 * objs[1].size, 30.0)  # half a box size from the left border
-            objs["b"].centre = (48.0, 36.0)  # the middle of the 96 x 72 frame
-            res = tracker.step(frames[t])
-        assert not res[1].present and res["b"].present == (edge == 1.0)
-    finally:
-        head.forward, iou_head.forward = forward, iou_forward
-    with pytest.raises(SamemError, match="lost_edge"):
-        StreamingTracker(tiny, lost_edge=-1.0)

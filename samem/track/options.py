@@ -71,10 +71,6 @@ class TrackerOptions:
     lost_iou, lost_frames
         A present object whose predicted IoU stays below ``lost_iou`` on ``lost_frames``
         consecutive frames is reported absent (a track that has slid onto noise); 0: never.
-    lost_edge
-        ... applied only to objects whose centre is within this many prompt-box sizes of the
-        border, where a track that stayed on after its particle left is found (1000, the
-        default: everywhere).
         All these presence rules: :mod:`samem.track.presence`.
     smooth_frames
         Reported masks are the object-aligned mean of the mask probability over this many
@@ -117,7 +113,6 @@ class TrackerOptions:
     reappear_edge: float = 1.0
     lost_iou: float = 0.4
     lost_frames: int = 3
-    lost_edge: float = 1000.0
     smooth_frames: int = 5
     centroid: str = "intensity"
     mask_threshold: float = 0.5
@@ -148,8 +143,6 @@ class TrackerOptions:
             raise SamemError(f"reappear_edge {self.reappear_edge} must not be negative")
         if not 0 <= self.lost_iou < 1:
             raise SamemError(f"lost_iou {self.lost_iou} must be in [0, 1)")
-        if self.lost_edge < 0:
-            raise SamemError(f"lost_edge {self.lost_edge} must not be negative")
         if not 1 <= self.lost_frames <= 64:
             raise SamemError(f"lost_frames {self.lost_frames} must be from 1 to 64")
         if not 1 <= self.smooth_frames <= 64:

@@ -62,9 +62,6 @@ class PresenceRule:
     reappear_edge
         Conditions 2 and 3 apply to objects last seen with their centre within this many
         prompt-box sizes of the frame border (:meth:`near_edge`).
-    lost_edge
-        Losing applies to objects whose centre is within this many prompt-box sizes of the
-        border (a large value, the default: everywhere).
     """
 
     reappear_score: float = 0.5
@@ -73,7 +70,6 @@ class PresenceRule:
     lost_iou: float = 0.0
     lost_frames: int = 1
     reappear_edge: float = 1.0
-    lost_edge: float = 1000.0
 
     @property
     def active(self) -> bool:
@@ -81,16 +77,12 @@ class PresenceRule:
         finding = self.reappear_score > 0.5 or self.reappear_iou > 0 or self.reappear_frames > 1
         return finding or self.lost_iou > 0
 
-    def near_edge(
-        self, centre: tuple[float, float], box_size: float, shape: tuple[int, int], margin=None
-    ) -> bool:
-        """Whether an object last seen at ``centre`` (x, y; px) is within ``margin`` (default
-        ``reappear_edge``) prompt-box sizes of the border of a frame of ``shape`` (conditions 2
-        and 3 apply to it); ``box_size``: its prompt box's longest side."""
+    def near_edge(self, centre: tuple[float, float], box_size: float, shape: tuple[int, int]) -> bool:
+        """Whether an object last seen at ``centre`` (x, y; px) is near the border of a frame
+        of ``shape`` (conditions 2 and 3 apply to it); ``box_size``: its prompt box's longest side."""
         h, w = shape
         cx, cy = centre
-        margin = self.reappear_edge if margin is None else margin
-        return min(cx, cy, w - cx, h - cy) < margin * box_size
+        return min(cx, cy, w - cx, h - cy) < self.reappear_edge * box_size
 
     def gate(
         self,
@@ -98,7 +90,6 @@ class PresenceRule:
         pending: torch.Tensor,
         weak: torch.Tensor,
         strict: torch.Tensor | None = None,
-        losable: torch.Tensor | None = None,
     ):
         """A score gate for :func:`samem.track.core.track_step` over a batch of ``B`` objects.
 
@@ -115,9 +106,6 @@ class PresenceRule:
         strict
             ``(B,)`` bool: conditions 2 and 3 apply to this object (it was last seen near the
             edge, :meth:`near_edge`); ``None``: to all.
-        losable
-            ``(B,)`` bool: losing applies to this object (within ``lost_edge`` of the
-            border); ``None``: to all.
 
         Returns
         -------
@@ -140,8 +128,6 @@ class PresenceRule:
             again = torch.where(confirmed, lowered, lowered.clamp(max=HELD_ABSENT_LOGIT))
             # losing
             is_weak = ~was_absent & (best_iou < self.lost_iou)
-            if losable is not None:
-                is_weak = is_weak & losable.to(dev)[:, None]
             lost = is_weak & (weak.to(dev)[:, None] + 1 >= self.lost_frames)
             kept = torch.where(lost, scores.clamp(max=HELD_ABSENT_LOGIT), scores)
             gate.passed, gate.weak = passed[:, 0].cpu(), is_weak[:, 0].cpu()

@@ -134,7 +134,6 @@ class StreamingTracker:
             opts.lost_iou,
             opts.lost_frames,
             opts.reappear_edge,
-            opts.lost_edge,
         )
         self.reset()
 
@@ -308,12 +307,7 @@ class StreamingTracker:
         if not rule.active or not (rule.lost_iou > 0 or any(o.absent for o in objs)):
             return None
         state = (torch.tensor([getattr(o, k) for o in objs]) for k in ("absent", "pending", "weak"))
-        strict = torch.tensor([rule.near_edge(o.centre, o.size, self._shape) for o in objs])
-        losable = None
-        if rule.lost_iou > 0 and rule.lost_edge < 1000:
-            near = [rule.near_edge(o.centre, o.size, self._shape, rule.lost_edge) for o in objs]
-            losable = torch.tensor(near)
-        return rule.gate(*state, strict, losable)
+        return rule.gate(*state, torch.tensor([rule.near_edge(o.centre, o.size, self._shape) for o in objs]))
 
     def _input_boxes(self, members: list, boxes: Mapping, windows, shape) -> torch.Tensor:
         """Box prompts of ``members`` in model-input pixels."""
