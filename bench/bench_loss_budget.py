@@ -81,9 +81,8 @@ def main() -> None:
         for preset in args.presets
         for seed in held_out_seeds(preset, args.videos, tuning=True)
     ]
-    for preset in args.presets:  # generate the videos once, before the workers need them
-        for seed in held_out_seeds(preset, args.videos, tuning=True):
-            held_out_video(VIDEOS, preset, seed, args.frames, 1024, 4)
+    for preset, seed, *_ in jobs:  # generate the videos once, before the workers need them
+        held_out_video(VIDEOS, preset, seed, args.frames, 1024, 4)
     rows: dict[str, list] = {p: [] for p in args.presets}
     per_video = []
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -299,8 +299,7 @@ class Session:
                 x0, y0, x1, y1 = r.bbox
                 window = labels[y0:y1, x0:x1]
                 window[r.mask[y0:y1, x0:x1]] = oid
-            obj = {"id": oid, "x": x, "y": y, "area": int(area), "score": score, "present": present}
-            objects.append({**obj, "edge": edge})
+            objects.append(dict(id=oid, x=x, y=y, area=int(area), score=score, present=present, edge=edge))
         return records, objects, positions, labels
 
     # ------------------------------------------------------------------ reporting
