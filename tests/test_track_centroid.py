@@ -103,3 +103,21 @@ def test_tracker_centroid_option_moves_the_position_only(tiny, monkeypatch):
     assert out["mask"][0]._objects[1].centre == out["intensity"][0]._objects[1].centre
     with pytest.raises(SamemError, match="centroid 'mass' is not one of mask, intensity"):
         parse_options(["centroid=mass"])
+    with pytest.raises(SamemError, match="centroid_ring 0 must be from 0.05 to 5"):
+        parse_options(["centroid_ring=0"])
+
+
+def test_a_wider_background_ring_gives_a_less_noisy_position():
+    """The background plane fitted on more pixels is less noisy, and so is the contrast it
+    leaves: over 60 noisy frames with the true mask, the default ring (0.8 box sides) scatters
+    less than the narrow one (0.25) the tracker used before (here by about 4 %)."""
+    rng = np.random.default_rng(3)
+    err = {0.25: [], 0.8: []}
+    for t in range(60):
+        centre = (60 + rng.uniform(-1, 1), 60 + rng.uniform(-1, 1))
+        image, truth = sphere_frame((120, 120), centre, 12.0, noise=20.0, seed=100 + t)
+        (_, _), bbox = mask_geometry(truth)
+        for ring in err:
+            ix, iy = intensity_centroid(image, truth, bbox, box_side=24.0, ring=ring)
+            err[ring].append(math.hypot(ix - centre[0], iy - centre[1]))
+    assert np.mean(err[0.8]) < 0.98 * np.mean(err[0.25])

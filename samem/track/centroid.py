@@ -24,9 +24,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: region dilation and ring width as fractions of the prompt-box side
+#: region dilation and ring width as fractions of the prompt-box side (the ring's default is
+#: the tracker's ``centroid_ring``; a wide ring fits the background plane on more pixels)
 DILATE = 0.05
-RING = 0.25
+RING = 0.8
 
 
 def _disk(radius: int) -> np.ndarray:

@@ -83,6 +83,10 @@ class TrackerOptions:
         ``"intensity"``: the particle's contrast against its local background, weighted over
         the slightly dilated mask (:mod:`samem.track.centroid`): less noisy than the mask's
         boundary. Masks, presence and the ROI window are the same either way.
+    centroid_ring
+        Width of the ring around the mask on which ``"intensity"`` fits the background plane,
+        as a fraction of the prompt-box side (longest side); pixels off the plane, such as a
+        neighbouring particle, are dropped from the fit.
     mask_threshold
         Probability a pixel of the reported (smoothed) mask must exceed; SAM 2's own rule is
         0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,
@@ -115,6 +119,7 @@ class TrackerOptions:
     lost_frames: int = 3
     smooth_frames: int = 5
     centroid: str = "intensity"
+    centroid_ring: float = 0.8
     mask_threshold: float = 0.5
     denoise: float = 0.04
     low_percentile: float = 0.5
@@ -149,6 +154,8 @@ class TrackerOptions:
             raise SamemError(f"smooth_frames {self.smooth_frames} must be from 1 to 64")
         if self.centroid not in CENTROIDS:
             raise SamemError(f"centroid {self.centroid!r} is not one of {', '.join(CENTROIDS)}")
+        if not 0.05 <= self.centroid_ring <= 5:
+            raise SamemError(f"centroid_ring {self.centroid_ring} must be from 0.05 to 5 (of the box side)")
         if not 0.05 <= self.mask_threshold <= 0.95:
             raise SamemError(f"mask_threshold {self.mask_threshold} must be from 0.05 to 0.95")
         if not 0 <= self.denoise <= 0.5:

@@ -353,8 +353,9 @@ class StreamingTracker:
         centroid, bbox = geometry
         if window is not None:
             mask = paste(mask, window, shape)
-        if self.options.centroid == "intensity":
-            centroid = intensity_centroid(gray, mask, bbox, obj.size) or centroid
+        opts = self.options
+        if opts.centroid == "intensity":
+            centroid = intensity_centroid(gray, mask, bbox, obj.size, ring=opts.centroid_ring) or centroid
         return ObjectResult(mask, score, True, centroid, bbox, iou)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
