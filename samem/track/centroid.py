@@ -28,6 +28,8 @@ import numpy as np
 #: the tracker's ``centroid_ring``; a wide ring fits the background plane on more pixels)
 DILATE = 0.05
 RING = 0.8
+#: most ring pixels the background plane is fitted on (a regular subset beyond that)
+MAX_RING_PX = 8192
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -39,11 +41,19 @@ def _background_plane(image: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
     yy, xx = np.nonzero(ring)
     if yy.size < 8:
         return None
-    design = np.column_stack([np.ones(yy.size), xx, yy]).astype(np.float64)
+    if yy.size > MAX_RING_PX:  # every k-th pixel in raster order: the whole ring, fewer pixels
+        step = -(-yy.size // MAX_RING_PX)
+        yy, xx = yy[::step], xx[::step]
+    cx, cy = image.shape[1] / 2, image.shape[0] / 2  # centred coordinates: a well-conditioned fit
+    design = np.column_stack([np.ones(yy.size), xx - cx, yy - cy])
     values = image[yy, xx].astype(np.float64)
     keep = np.ones(yy.size, bool)
     for _ in range(2):
-        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        a = design[keep]
+        try:  # least squares by the 3 x 3 normal equations (lstsq's SVD costs more than all else)
+            coef = np.linalg.solve(a.T @ a, a.T @ values[keep])
+        except np.linalg.LinAlgError:  # the kept pixels lie on a line
+            return None
         residual = values - design @ coef
         spread = 1.4826 * np.median(np.abs(residual[keep] - np.median(residual[keep])))
         if not spread > 0:
@@ -51,8 +61,9 @@ def _background_plane(image: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
         keep = np.abs(residual) <= 3 * spread
         if keep.sum() < 8:
             return None
-    rows, cols = np.indices(image.shape)
-    return (coef[0] + coef[1] * cols + coef[2] * rows).astype(np.float32)
+    cols = np.arange(image.shape[1], dtype=np.float32) - cx
+    rows = np.arange(image.shape[0], dtype=np.float32) - cy
+    return (coef[0] + coef[1] * cols[None, :] + coef[2] * rows[:, None]).astype(np.float32)
 
 
 def intensity_centroid(
@@ -91,8 +102,10 @@ def intensity_centroid(
     local = mask[ys:ye, xs:xe].astype(np.uint8)
     image = gray[ys:ye, xs:xe].astype(np.float32, copy=False)
     region = cv2.dilate(local, _disk(d)) > 0
-    inner = cv2.dilate(local, _disk(d + 2))
-    ring_px = (cv2.dilate(local, _disk(d + 2 + width)) > 0) & (inner == 0)
+    # distance (px) of every pixel to the mask: one pass, where dilating by a disk as wide as
+    # the ring would cost the ring's area per pixel
+    dist = cv2.distanceTransform(1 - local, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    ring_px = (dist > d + 2) & (dist <= d + 2 + width)
     background = _background_plane(image, ring_px)
     if background is None:
         return None
