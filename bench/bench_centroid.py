@@ -4,15 +4,16 @@ Reads ``bench_accuracy.py`` result folders (``<preset>_<seed>_samem/``: the repo
 ``results.h5`` and positions in ``tracks.csv``) with their videos, and recomputes the
 intensity centroid (``samem.track.centroid``) of every reported mask with other settings:
 the background ring width and the mask dilation (fractions of the prompt-box side), and the
-frame with or without the tracker's ``denoise`` smoothing (``no denoise``: without). Masks and tracking are the same
-for all variants (the centroid never steers the tracker), so differences are the
-estimator's alone. Errors are Euclidean, px, over the frames where the particle is reported
-present and lies fully inside the field (as ``samem eval``'s centroid error).
+frame with or without the tracker's ``denoise`` smoothing (``no denoise``: without). Masks
+and tracking are the same for all variants (the centroid never steers the tracker), so
+differences are the estimator's alone. Errors are Euclidean, px, over the frames where the
+particle is reported present and lies fully inside the field (as ``samem eval``'s centroid
+error).
 
     python bench/bench_accuracy.py --seeds tuning --videos 4 --baseline none --out bench/results/ring
     python bench/bench_centroid.py bench/results/ring --json bench/centroid_ring.json
 
-The ``tracker`` column reproduces ``tracks.csv`` (a check that the recomputation matches).
+The ``tracker`` column is ``tracks.csv`` itself, next to its recomputation (``ring`` of the runs).
 """
 
 from __future__ import annotations
