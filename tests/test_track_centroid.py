@@ -12,7 +12,7 @@ from samem.errors import SamemError
 from samem.track import StreamingTracker
 from samem.track.centroid import intensity_centroid
 from samem.track.options import parse_options
-from samem.track.roi import mask_geometry
+from samem.track.roi import mask_geometry, shift_mask
 
 
 def sphere_frame(shape, centre, radius, noise, seed, dark=True, ramp=0.0):
@@ -89,7 +89,7 @@ def test_tracker_centroid_option_moves_the_position_only(tiny, monkeypatch):
     box = (x - r, y - r, x + r + 1, y + r + 1)
     out = {}
     for how in ("mask", "intensity"):
-        tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, centroid=how)
+        tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, centroid=how, mask_to_centroid=False)
         res = [tracker.start(disc_frame(shape, (x, y), r, seed=0)[0], {1: box})[1]]
         for t in (1, 2):
             res.append(tracker.step(disc_frame(shape, (x + 2.3 * t, y - t), r, seed=t)[0])[1])
@@ -121,3 +121,48 @@ def test_a_wider_background_ring_gives_a_less_noisy_position():
             ix, iy = intensity_centroid(image, truth, bbox, box_side=24.0, ring=ring)
             err[ring].append(math.hypot(ix - centre[0], iy - centre[1]))
     assert np.mean(err[0.8]) < 0.98 * np.mean(err[0.25])
+
+
+def test_shift_mask_moves_a_mask_sub_pixel_and_keeps_its_box():
+    yy, xx = np.mgrid[:60, :60]
+    mask = (xx - 30) ** 2 + (yy - 25) ** 2 <= 100
+    (cx, cy), bbox = mask_geometry(mask)
+    moved, box = shift_mask(mask, bbox, 2.4, -1.6)
+    (mx, my), exact = mask_geometry(moved)
+    assert box == exact
+    assert mx - cx == pytest.approx(2.4, abs=0.2) and my - cy == pytest.approx(-1.6, abs=0.2)
+    assert abs(int(moved.sum()) - int(mask.sum())) <= 0.05 * mask.sum()  # the shape is kept
+    edge = np.zeros((20, 20), bool)
+    edge[5:10, 0:2] = True  # moved out of the frame: nothing left
+    assert shift_mask(edge, (0, 5, 2, 10), -4.0, 0.0) is None
+
+
+def test_tracker_moves_the_reported_mask_onto_the_intensity_centroid(tiny, monkeypatch):
+    """The mask is placed on the reported position; the window and memory do not move."""
+    import samem.track.tracker as tracker_module
+
+    Oracle(monkeypatch)
+    real = tracker_module.intensity_centroid
+
+    def off_by(*args, **kwargs):  # a particle whose contrast sits 2 px right, 1.5 px up of its mask
+        cx, cy = real(*args, **kwargs)
+        return cx + 2.0, cy - 1.5
+
+    monkeypatch.setattr(tracker_module, "intensity_centroid", off_by)
+    shape, r, (x, y) = (120, 200), 9, (60.0, 60.0)
+    box = (x - r, y - r, x + r + 1, y + r + 1)
+    out = {}
+    for move in (False, True):
+        tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, mask_to_centroid=move)
+        res = [tracker.start(disc_frame(shape, (x, y), r, seed=0)[0], {1: box})[1]]
+        for t in (1, 2):
+            res.append(tracker.step(disc_frame(shape, (x + 2.3 * t, y - t), r, seed=t)[0])[1])
+        out[move] = (tracker, res)
+    for a, b in zip(out[False][1], out[True][1]):
+        assert a.centroid == b.centroid and a.present == b.present
+        (ax, ay), _ = mask_geometry(a.mask)
+        (bx, by), box_b = mask_geometry(b.mask)
+        assert box_b == b.bbox and abs(int(a.mask.sum()) - int(b.mask.sum())) <= 0.1 * a.mask.sum()
+        assert math.hypot(ax - a.centroid[0], ay - a.centroid[1]) > 2.0  # unmoved: off the position
+        assert math.hypot(bx - b.centroid[0], by - b.centroid[1]) < 0.6  # moved onto it
+    assert out[False][0]._objects[1].centre == out[True][0]._objects[1].centre

@@ -87,6 +87,11 @@ class TrackerOptions:
         Width of the ring around the mask on which ``"intensity"`` fits the background plane,
         as a fraction of the prompt-box side (longest side); pixels off the plane, such as a
         neighbouring particle, are dropped from the fit.
+    mask_to_centroid
+        With ``centroid = "intensity"``, the reported mask is moved (sub-pixel) so that its own
+        centroid lies on the reported intensity centroid: placed where the particle's contrast
+        says it is rather than where its noisy boundary does. Its shape is unchanged; SAM 2's
+        memory and the ROI window still follow the model's own mask.
     mask_threshold
         Probability a pixel of the reported (smoothed) mask must exceed; SAM 2's own rule is
         0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,
@@ -120,6 +125,7 @@ class TrackerOptions:
     smooth_frames: int = 5
     centroid: str = "intensity"
     centroid_ring: float = 0.8
+    mask_to_centroid: bool = True
     mask_threshold: float = 0.5
     denoise: float = 0.04
     low_percentile: float = 0.5

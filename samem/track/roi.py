@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -119,6 +120,30 @@ def mask_geometry(mask: np.ndarray) -> tuple[tuple[float, float], tuple[int, int
     yy, xx = np.nonzero(mask[y0:y1, x0:x1])
     centroid = (float(xx.mean() + x0), float(yy.mean() + y0))
     return centroid, (int(x0), int(y0), int(x1), int(y1))
+
+
+def shift_mask(
+    mask: np.ndarray, bbox: tuple[int, int, int, int], dx: float, dy: float
+) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """``mask`` moved by ``(dx, dy)`` px (sub-pixel: bilinear, then above one half), with its box.
+
+    Only the region around ``bbox`` (``mask[y0:y1, x0:x1]`` holds every True pixel) is
+    resampled; pixels moved out of the frame are lost. ``None`` if nothing is left.
+    """
+    h, w = mask.shape
+    x0, y0, x1, y1 = bbox
+    m = int(math.ceil(max(abs(dx), abs(dy)))) + 1
+    xs, ys, xe, ye = max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)
+    crop = mask[ys:ye, xs:xe].astype(np.float32)
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    moved = cv2.warpAffine(crop, shift, crop.shape[::-1], flags=cv2.INTER_LINEAR)
+    local = mask_geometry(moved > 0.5)
+    if local is None:
+        return None
+    out = np.zeros_like(mask)
+    out[ys:ye, xs:xe] = moved > 0.5
+    _, (a0, b0, a1, b1) = local
+    return out, (a0 + xs, b0 + ys, a1 + xs, b1 + ys)
 
 
 def window_mask_geometry(

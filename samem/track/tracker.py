@@ -44,6 +44,7 @@ from samem.track.roi import (
     cut_normalized,
     mask_geometry,
     paste,
+    shift_mask,
     upsample_logits,
     window_mask_geometry,
     window_side,
@@ -59,7 +60,8 @@ class ObjectResult:
     ----------
     mask : np.ndarray
         bool ``(H, W)`` in the input frame's pixels (all False when absent); with
-        :attr:`TrackerOptions.smooth_frames` > 1 the object-aligned temporal mean of the mask.
+        :attr:`TrackerOptions.smooth_frames` > 1 the object-aligned temporal mean of the mask,
+        and with :attr:`TrackerOptions.mask_to_centroid` moved onto ``centroid``.
     score : float
         Probability that the object is visible, ``sigmoid`` of SAM 2's object score. For an
         object absent on its previous frame it is lowered by the hysteresis of
@@ -69,7 +71,9 @@ class ObjectResult:
     present : bool
         SAM 2 judged the object present (score > 0.5) and its mask is not empty.
     centroid : tuple of float
-        ``(x, y)`` mean pixel indices of the mask (px); ``(nan, nan)`` when absent.
+        ``(x, y)`` (px, pixel indices): the contrast-weighted centroid
+        (:attr:`TrackerOptions.centroid` ``"intensity"``) or the mask's mean pixel index
+        (``"mask"``); ``(nan, nan)`` when absent.
     bbox : tuple of int or None
         ``(x0, y0, x1, y1)`` px with ``mask[y0:y1, x0:x1]`` holding the mask; ``None`` when absent.
     iou : float
@@ -355,7 +359,12 @@ class StreamingTracker:
             mask = paste(mask, window, shape)
         opts = self.options
         if opts.centroid == "intensity":
-            centroid = intensity_centroid(gray, mask, bbox, obj.size, ring=opts.centroid_ring) or centroid
+            found = intensity_centroid(gray, mask, bbox, obj.size, ring=opts.centroid_ring)
+            if found is not None and opts.mask_to_centroid:  # the mask goes where the contrast says
+                moved = shift_mask(mask, bbox, found[0] - centroid[0], found[1] - centroid[1])
+                if moved is not None:
+                    mask, bbox = moved
+            centroid = found or centroid
         return ObjectResult(mask, score, True, centroid, bbox, iou)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
