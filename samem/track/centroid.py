@@ -24,8 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: region dilation and ring width as fractions of the prompt-box side (the ring's default is
-#: the tracker's ``centroid_ring``; a wide ring fits the background plane on more pixels)
+#: region dilation and ring width as fractions of the prompt-box side (``RING`` is also the
+#: default of the tracker's ``centroid_ring``; a wide ring fits the plane on more pixels)
 DILATE = 0.05
 RING = 0.8
 #: most ring pixels the background plane is fitted on (a regular subset beyond that)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from samem.errors import SamemError
+from samem.track.centroid import RING
 
 MODES = ("roi", "full")
 CENTROIDS = ("mask", "intensity")
@@ -124,7 +125,7 @@ class TrackerOptions:
     lost_frames: int = 3
     smooth_frames: int = 5
     centroid: str = "intensity"
-    centroid_ring: float = 0.8
+    centroid_ring: float = RING  # the one default lives in samem.track.centroid
     mask_to_centroid: bool = True
     mask_threshold: float = 0.5
     denoise: float = 0.04

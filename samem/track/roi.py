@@ -136,12 +136,12 @@ def shift_mask(
     xs, ys, xe, ye = max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)
     crop = mask[ys:ye, xs:xe].astype(np.float32)
     shift = np.float32([[1, 0, dx], [0, 1, dy]])
-    moved = cv2.warpAffine(crop, shift, crop.shape[::-1], flags=cv2.INTER_LINEAR)
-    local = mask_geometry(moved > 0.5)
+    moved = cv2.warpAffine(crop, shift, crop.shape[::-1], flags=cv2.INTER_LINEAR) > 0.5
+    local = mask_geometry(moved)
     if local is None:
         return None
     out = np.zeros_like(mask)
-    out[ys:ye, xs:xe] = moved > 0.5
+    out[ys:ye, xs:xe] = moved
     _, (a0, b0, a1, b1) = local
     return out, (a0 + xs, b0 + ys, a1 + xs, b1 + ys)
 
