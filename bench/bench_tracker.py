@@ -9,6 +9,7 @@ Cases (``--cases``):
   roi-compact-unsmoothed  the same with smooth_frames=1 (the cost of mask smoothing)
   roi-compact-bare        the same with smooth_frames=1, denoise=0, centroid=mask (the cost
                  of all the tracker's own steps around SAM 2)
+  roi-compact-mirror      the same with mirror=True (each window also tracked mirrored)
   full-compact   samem full-frame mode, samem_compact (frame resized to 128)
   full-t         samem full-frame mode, sam2.1_hiera_t at 1024
   official-t     sam2 SAM2VideoPredictor.propagate_in_video, sam2.1_hiera_t at 1024, fed
@@ -52,6 +53,7 @@ CASES = {
         "samem_compact",
         {"smooth_frames": 1, "denoise": 0.0, "centroid": "mask"},
     ),
+    "roi-compact-mirror": ("samem", "roi", "samem_compact", {"mirror": True}),
     "full-compact": ("samem", "full", "samem_compact"),
     "full-t": ("samem", "full", "sam2.1_hiera_t"),
     "official-t": ("official", "full", "sam2.1_hiera_t"),

@@ -377,3 +377,64 @@ def test_reappear_iou_applies_near_the_edge_only(tiny, frames):
         head.forward, iou_head.forward = forward, iou_forward
     with pytest.raises(SamemError, match="reappear_edge"):
         StreamingTracker(tiny, reappear_edge=-1.0)
+
+
+# ---------------------------------------------------------------------- mirrored views
+def test_mirror_is_equivariant_in_full_mode(tiny, frames):
+    """mirror: tracking the left-right mirrored video gives the mirrored results (the two views
+    swap roles), so flipping the input, its box prompts and the mirrored logits back is right."""
+    w = frames.shape[2]
+    flipped = np.ascontiguousarray(frames[:, :, ::-1])
+    boxes = {k: (w - b[2], b[1], w - b[0], b[3]) for k, b in BOXES.items()}
+    direct = run(StreamingTracker(tiny, mode="full", mirror=True), frames, n=10)
+    mirrored = run(StreamingTracker(tiny, mode="full", mirror=True), flipped, boxes, n=10)
+    plain = run(StreamingTracker(tiny, mode="full"), frames, n=10)
+    differs = 0.0
+    for t in range(10):
+        for k in BOXES:
+            a, b = direct[t][k], mirrored[t][k]
+            assert a.present == b.present and a.score == pytest.approx(b.score, abs=1e-5)
+            assert iou(a.mask, b.mask[:, ::-1]) >= 0.999, (k, t)
+            if a.present:
+                assert a.centroid[0] == pytest.approx(w - 1 - b.centroid[0], abs=1e-3)
+                assert a.centroid[1] == pytest.approx(b.centroid[1], abs=1e-3)
+            differs = max(differs, abs(a.score - plain[t][k].score))
+    assert differs > 1e-3  # the ensemble is not the direct view alone
+
+
+def test_mirror_keeps_a_second_bounded_memory(tiny, frames):
+    tracker = StreamingTracker(tiny, mode="roi", mirror=True)
+    run(tracker, frames, n=25)
+    single = StreamingTracker(tiny, mode="roi")
+    run(single, frames, n=25)
+    for obj in tracker._objects.values():
+        assert obj.twin is not None and obj.twin.layout() == obj.memory.layout()
+    sizes = [tracker.step(f) and tracker.state_nbytes() for f in frames[25:30]]
+    assert len(set(sizes)) == 1  # bounded
+    memories = sum(o.memory.nbytes() for o in tracker._objects.values())
+    assert sizes[0] == 2 * memories + sum(o.smoother.nbytes() for o in tracker._objects.values())
+    tracker.step(frames[30], {1: BOXES[1]})  # a correcting prompt clears both views' recent memory
+    twin = tracker._objects[1].twin
+    assert not twin.non_cond and max(twin.cond) == tracker.frame_index
+    assert all(o.twin is None for o in single._objects.values())
+    with pytest.raises(SamemError, match="mirror must be true or false"):
+        StreamingTracker(tiny, mirror="yes")
+
+
+def test_paired_gate_decides_once_on_the_averages():
+    from samem.track.tracker import mirror_boxes, paired_gate
+
+    rule = PresenceRule(reappear_score=0.9, reappear_iou=0.0, lost_iou=0.5, lost_frames=1)
+    absent = torch.tensor([True, False])
+    gate = rule.gate(absent, torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    scores = torch.tensor([[4.0], [2.0], [2.0], [2.0]])  # object 0: views 4 and 2, object 1: 2 and 2
+    ious = torch.tensor([[0.9, 0.1], [0.3, 0.2], [0.5, 0.9], [0.9, 0.8]])  # object 1: best 0.3 / 0.9
+    out = paired_gate(gate, 2)(scores, ious)
+    assert torch.equal(out[:2], out[2:])
+    # object 0 was absent: mean logit 3 lowered by logit(0.9) = 2.197 > 0, so found again
+    assert float(out[0]) == pytest.approx(3.0 - math.log(9), abs=1e-5)
+    # object 1: mean best IoU 0.6 >= lost_iou 0.5, so not weak (its direct view alone would be)
+    assert float(out[1]) == 2.0 and not bool(gate.weak[1])
+    assert torch.equal(paired_gate(None, 2)(scores, ious)[:2], torch.tensor([[3.0], [2.0]]))
+    box = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    assert mirror_boxes(box, 128).tolist() == [[98.0, 20.0, 118.0, 40.0]]

@@ -93,6 +93,13 @@ class TrackerOptions:
         centroid lies on the reported intensity centroid: placed where the particle's contrast
         says it is rather than where its noisy boundary does. Its shape is unchanged; SAM 2's
         memory and the ROI window still follow the model's own mask.
+    mirror
+        Also track every object on its left-right mirrored input (the same ROI window, or the
+        same resized frame, flipped), with a second SAM 2 memory of its own: the two views'
+        object scores and predicted IoUs are averaged before the presence rule decides (one
+        decision for both memories), and their mask logits (the mirrored one flipped back) are
+        averaged into the reported mask. A test-time ensemble: about twice the model's work
+        per frame.
     mask_threshold
         Probability a pixel of the reported (smoothed) mask must exceed; SAM 2's own rule is
         0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,
@@ -127,6 +134,7 @@ class TrackerOptions:
     centroid: str = "intensity"
     centroid_ring: float = RING  # the one default lives in samem.track.centroid
     mask_to_centroid: bool = True
+    mirror: bool = False
     mask_threshold: float = 0.5
     denoise: float = 0.04
     low_percentile: float = 0.5

@@ -99,6 +99,7 @@ class _Object:
     pending: int = 0  # consecutive absent frames that passed the checks to be found again
     weak: int = 0  # consecutive present frames with a predicted IoU below lost_iou
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(1))  # TrackerOptions.smooth_frames
+    twin: ObjectMemory | None = None  # memory of the mirrored view (TrackerOptions.mirror)
 
 
 class StreamingTracker:
@@ -213,7 +214,8 @@ class StreamingTracker:
 
     def state_nbytes(self) -> int:
         """Bytes held per object: SAM 2 memory tensors and the mask-smoothing history."""
-        return sum(o.memory.nbytes() + o.smoother.nbytes() for o in self._objects.values())
+        twins = sum(o.twin.nbytes() for o in self._objects.values() if o.twin is not None)
+        return twins + sum(o.memory.nbytes() + o.smoother.nbytes() for o in self._objects.values())
 
     # ------------------------------------------------------------------ internals
     def _autocast(self):
@@ -237,23 +239,28 @@ class StreamingTracker:
         side = window_side(box, self._crop_px, self.options.context)
         obj = self._objects.get(obj_id)
         if obj is None:
-            m = self.model
-            memory = ObjectMemory(
-                m.num_maskmem,
-                m.max_obj_ptrs_in_encoder,
-                self.options.max_cond_frames,
-                m.memory_temporal_stride_for_eval,
-            )
             smoother = MaskSmoother(self.options.smooth_frames, self.options.mask_threshold)
-            self._objects[obj_id] = _Object(memory, side, box_side(box), centre, smoother=smoother)
+            twin = self._new_memory() if self.options.mirror else None
+            self._objects[obj_id] = _Object(
+                self._new_memory(), side, box_side(box), centre, smoother=smoother, twin=twin
+            )
             return
         if self.options.clear_memory_on_prompt:
             obj.memory.clear_recent()
+            if obj.twin is not None:
+                obj.twin.clear_recent()
         obj.smoother.clear()
         obj.side, obj.size, obj.centre, obj.last = side, box_side(box), centre, None
         obj.absent, obj.pending, obj.weak = False, 0, 0
 
+    def _new_memory(self) -> ObjectMemory:
+        m = self.model
+        stride = m.memory_temporal_stride_for_eval
+        return ObjectMemory(m.num_maskmem, m.max_obj_ptrs_in_encoder, self.options.max_cond_frames, stride)
+
     def _encode(self, gray: np.ndarray, levels: Levels, ids: list) -> tuple:
+        """Features of the model inputs: one per object (ROI) or one frame (full), then, with
+        ``mirror``, the same inputs flipped left-right in the same order."""
         size = self.input_size
         if self.mode == "full":
             inputs = [resize_square(apply_levels(gray, levels), size)]
@@ -261,7 +268,15 @@ class StreamingTracker:
         else:
             windows = {oid: Window.around(*self._objects[oid].centre, self._objects[oid].side) for oid in ids}
             inputs = [cut_normalized(gray, windows[oid], size, levels) for oid in ids]
+        if self.options.mirror:
+            inputs += [x[:, ::-1] for x in inputs]
         return encode_images(self.model, to_model_input(inputs, self.device)), windows
+
+    def _batch_index(self, ids: list, members: list, windows) -> list[int]:
+        """Rows of :meth:`_encode`'s features for ``members``, then their mirrored views."""
+        n_inputs = 1 if windows is None else len(ids)
+        index = [0] * len(members) if windows is None else [ids.index(o) for o in members]
+        return index + [i + n_inputs for i in index] if self.options.mirror else index
 
     def _groups(self, ids: list, boxes: Mapping) -> list[tuple[list, bool]]:
         groups: dict[tuple, list] = {}
@@ -274,30 +289,41 @@ class StreamingTracker:
         ids = list(self._objects)
         feats, windows = self._encode(gray, levels, ids)
         raw, flags = {}, {}
+        mirror = self.options.mirror
         for members, prompted in self._groups(ids, boxes):
-            if windows is None:
-                group_feats = feats.expand(len(members))
+            n = len(members)
+            if windows is None and not mirror:
+                group_feats = feats.expand(n)
             else:
-                group_feats = feats.take([ids.index(o) for o in members])
+                group_feats = feats.take(self._batch_index(ids, members, windows))
             box_t = self._input_boxes(members, boxes, windows, gray.shape) if prompted else None
             memories = [self._objects[o].memory for o in members]
             gate = self._gate(members) if not prompted else None
+            step_gate = gate
+            if mirror:  # the mirrored views run in the same batch, after the direct ones
+                memories += [self._objects[o].twin for o in members]
+                box_t = None if box_t is None else torch.cat([box_t, mirror_boxes(box_t, self.input_size)])
+                step_gate = paired_gate(gate, n)
             out = track_step(
-                self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, gate
+                self.model, group_feats, memories, self._frame_idx, box_t, self._memory_dtype, step_gate
             )
             for i, oid in enumerate(members):
                 if gate is not None:
                     flags[oid] = (bool(gate.passed[i]), bool(gate.weak[i]))
-                self._remember(oid, out.entries[i], prompted)
-                raw[oid] = (
-                    out.low_res_logits[i : i + 1],
-                    float(out.object_score_logits[i]),
-                    float(out.iou[i]),
-                )
+                obj = self._objects[oid]
+                self._remember(obj.memory, out.entries[i], prompted)
+                logits, iou = out.low_res_logits[i : i + 1], float(out.iou[i])
+                if mirror:  # both views share one presence decision (paired_gate)
+                    self._remember(obj.twin, out.entries[n + i], prompted)
+                    logits = (logits + out.low_res_logits[n + i : n + i + 1].flip(-1)) / 2
+                    iou = (iou + float(out.iou[n + i])) / 2
+                raw[oid] = (logits, float(out.object_score_logits[i]), iou)
         results = {}
         for oid in ids:
             obj = self._objects[oid]
             obj.memory.prune(self._frame_idx + 1)
+            if obj.twin is not None:
+                obj.twin.prune(self._frame_idx + 1)
             results[oid] = self._result(obj, *raw[oid], windows[oid] if windows else None, gray)
             passed, weak = flags.get(oid, (False, False))  # the presence rule's run counters
             obj.pending = obj.pending + 1 if passed and obj.absent else 0
@@ -323,11 +349,11 @@ class StreamingTracker:
             scaled = [windows[o].box_to_input(boxes[o], size) for o in members]
         return torch.tensor(np.array(scaled), dtype=torch.float32, device=self.device)
 
-    def _remember(self, obj_id, entry, prompted: bool) -> None:
+    def _remember(self, memory: ObjectMemory, entry, prompted: bool) -> None:
         """Store a new memory entry, sharing one positional-encoding tensor per shape."""
         pos = entry.maskmem_pos_enc
         shared = self._pos_cache.setdefault(tuple(pos.shape), pos.clone())
-        self._objects[obj_id].memory.add(self._frame_idx, replace(entry, maskmem_pos_enc=shared), prompted)
+        memory.add(self._frame_idx, replace(entry, maskmem_pos_enc=shared), prompted)
 
     def _result(self, obj: _Object, logits, score_logit: float, iou: float, window, gray) -> ObjectResult:
         """Mask, centroid and box of one object; ``window`` is ``None`` in full mode."""
@@ -377,3 +403,25 @@ class StreamingTracker:
         h, w = shape
         obj.centre = (min(max(now_pred[0], 0.0), w), min(max(now_pred[1], 0.0), h))
         obj.last = now
+
+
+def mirror_boxes(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Box prompts ``(B, 4)`` (x0, y0, x1, y1, model-input px) on the left-right mirrored input."""
+    return torch.stack([size - boxes[:, 2], boxes[:, 1], size - boxes[:, 0], boxes[:, 3]], dim=1)
+
+
+def paired_gate(gate, n: int):
+    """Score gate for a batch of ``n`` objects followed by their ``n`` mirrored views.
+
+    Each pair's object-score logits and best predicted IoUs are averaged, ``gate`` (a
+    :meth:`PresenceRule.gate` for the ``n`` objects, or ``None``: SAM 2's own rule) decides
+    on the averages, and both views get that one decision.
+    """
+
+    def paired(scores: torch.Tensor, ious: torch.Tensor) -> torch.Tensor:
+        mean_score = (scores[:n] + scores[n:]) / 2
+        best = ious.max(dim=1, keepdim=True).values
+        decided = mean_score if gate is None else gate(mean_score, (best[:n] + best[n:]) / 2)
+        return torch.cat([decided, decided])
+
+    return paired
