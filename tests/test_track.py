@@ -422,7 +422,8 @@ def test_mirror_keeps_a_second_bounded_memory(tiny, frames):
 
 
 def test_paired_gate_decides_once_on_the_averages():
-    from samem.track.tracker import mirror_boxes, paired_gate
+    from samem.track.presence import paired_gate
+    from samem.track.tracker import mirror_boxes
 
     rule = PresenceRule(reappear_score=0.9, reappear_iou=0.0, lost_iou=0.5, lost_frames=1)
     absent = torch.tensor([True, False])

@@ -98,8 +98,8 @@ class TrackerOptions:
         same resized frame, flipped), with a second SAM 2 memory of its own: the two views'
         object scores and predicted IoUs are averaged before the presence rule decides (one
         decision for both memories), and their mask logits (the mirrored one flipped back) are
-        averaged into the reported mask. A test-time ensemble: about twice the model's work
-        per frame.
+        averaged into the reported mask. A test-time ensemble: twice the model's batch per
+        frame (measured cost and accuracy: docs/tracker.md).
     mask_threshold
         Probability a pixel of the reported (smoothed) mask must exceed; SAM 2's own rule is
         0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,

@@ -135,3 +135,20 @@ class PresenceRule:
 
         gate.passed = gate.weak = torch.zeros(absent.shape, dtype=torch.bool)
         return gate
+
+
+def paired_gate(gate, n: int):
+    """Score gate for a batch of ``n`` objects followed by their ``n`` mirrored views.
+
+    Each pair's object-score logits and best predicted IoUs are averaged, ``gate`` (a
+    :meth:`PresenceRule.gate` for the ``n`` objects, or ``None``: SAM 2's own rule) decides
+    on the averages, and both views get that one decision.
+    """
+
+    def paired(scores: torch.Tensor, ious: torch.Tensor) -> torch.Tensor:
+        mean_score = (scores[:n] + scores[n:]) / 2
+        best = ious.max(dim=1, keepdim=True).values
+        decided = mean_score if gate is None else gate(mean_score, (best[:n] + best[n:]) / 2)
+        return torch.cat([decided, decided])
+
+    return paired

@@ -36,7 +36,7 @@ from samem.track.preprocess import (
     to_gray,
     to_model_input,
 )
-from samem.track.presence import PresenceRule
+from samem.track.presence import PresenceRule, paired_gate
 from samem.track.roi import (
     Window,
     box_side,
@@ -214,8 +214,10 @@ class StreamingTracker:
 
     def state_nbytes(self) -> int:
         """Bytes held per object: SAM 2 memory tensors and the mask-smoothing history."""
-        twins = sum(o.twin.nbytes() for o in self._objects.values() if o.twin is not None)
-        return twins + sum(o.memory.nbytes() + o.smoother.nbytes() for o in self._objects.values())
+        return sum(
+            o.memory.nbytes() + o.smoother.nbytes() + (o.twin.nbytes() if o.twin is not None else 0)
+            for o in self._objects.values()
+        )
 
     # ------------------------------------------------------------------ internals
     def _autocast(self):
@@ -408,20 +410,3 @@ class StreamingTracker:
 def mirror_boxes(boxes: torch.Tensor, size: int) -> torch.Tensor:
     """Box prompts ``(B, 4)`` (x0, y0, x1, y1, model-input px) on the left-right mirrored input."""
     return torch.stack([size - boxes[:, 2], boxes[:, 1], size - boxes[:, 0], boxes[:, 3]], dim=1)
-
-
-def paired_gate(gate, n: int):
-    """Score gate for a batch of ``n`` objects followed by their ``n`` mirrored views.
-
-    Each pair's object-score logits and best predicted IoUs are averaged, ``gate`` (a
-    :meth:`PresenceRule.gate` for the ``n`` objects, or ``None``: SAM 2's own rule) decides
-    on the averages, and both views get that one decision.
-    """
-
-    def paired(scores: torch.Tensor, ious: torch.Tensor) -> torch.Tensor:
-        mean_score = (scores[:n] + scores[n:]) / 2
-        best = ious.max(dim=1, keepdim=True).values
-        decided = mean_score if gate is None else gate(mean_score, (best[:n] + best[n:]) / 2)
-        return torch.cat([decided, decided])
-
-    return paired
