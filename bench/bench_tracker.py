@@ -10,6 +10,7 @@ Cases (``--cases``):
   roi-compact-bare        the same with smooth_frames=1, denoise=0, centroid=mask (the cost
                  of all the tracker's own steps around SAM 2)
   roi-compact-mirror      the same with mirror=True (each window also tracked mirrored)
+  roi-compact-stack5      the same with stack_frames=5 (a second SAM 2 look per object)
   full-compact   samem full-frame mode, samem_compact (frame resized to 128)
   full-t         samem full-frame mode, sam2.1_hiera_t at 1024
   official-t     sam2 SAM2VideoPredictor.propagate_in_video, sam2.1_hiera_t at 1024, fed
@@ -54,6 +55,7 @@ CASES = {
         {"smooth_frames": 1, "denoise": 0.0, "centroid": "mask"},
     ),
     "roi-compact-mirror": ("samem", "roi", "samem_compact", {"mirror": True}),
+    "roi-compact-stack5": ("samem", "roi", "samem_compact", {"stack_frames": 5}),
     "full-compact": ("samem", "full", "samem_compact"),
     "full-t": ("samem", "full", "sam2.1_hiera_t"),
     "official-t": ("official", "full", "sam2.1_hiera_t"),

@@ -100,6 +100,25 @@ class TrackerOptions:
         decision for both memories), and their mask logits (the mirrored one flipped back) are
         averaged into the reported mask. A test-time ensemble: twice the model's batch per
         frame (measured cost and accuracy: docs/tracker.md).
+    stack_frames
+        ROI mode: after SAM 2's step, every present object's window is cut again around the
+        model's own centroid and averaged with the windows of its last ``stack_frames - 1``
+        present frames, each cut around that frame's centroid (so the particle stays in place
+        while the noise averages out, as a higher dose would give); SAM 2 segments that stacked
+        window, from the same memory, and its mask is the reported one
+        (:mod:`samem.track.stack`). Presence, the ROI window and, unless ``stack_memory``, the
+        memory follow the single frame. A second model pass per object. 1 switches it off.
+    stack_memory
+        With ``stack_frames`` > 1, SAM 2's memory of the frame is encoded from the stacked
+        window and its mask instead of the single frame's.
+    search_zoom
+        ROI mode: every frame an object is absent, SAM 2 also looks, from its memory, at a
+        window ``search_zoom`` times wider around where its window waits (downsampled to the
+        model input). When that look finds it with the confidence a particle near the edge
+        needs to come back (object-present probability >= ``reappear_score`` and predicted
+        IoU >= ``reappear_iou``), and not on another tracked object, the waiting window moves
+        there, so the next frame can find it again. It reports nothing and writes no memory.
+        1 switches it off.
     mask_threshold
         Probability a pixel of the reported (smoothed) mask must exceed; SAM 2's own rule is
         0.5 (logit 0). A model that under-segments faint rims is better read lower. Presence,
@@ -135,6 +154,9 @@ class TrackerOptions:
     centroid_ring: float = RING  # the one default lives in samem.track.centroid
     mask_to_centroid: bool = True
     mirror: bool = False
+    stack_frames: int = 1
+    search_zoom: float = 1.0
+    stack_memory: bool = False
     mask_threshold: float = 0.5
     denoise: float = 0.04
     low_percentile: float = 0.5
@@ -167,6 +189,14 @@ class TrackerOptions:
             raise SamemError(f"lost_frames {self.lost_frames} must be from 1 to 64")
         if not 1 <= self.smooth_frames <= 64:
             raise SamemError(f"smooth_frames {self.smooth_frames} must be from 1 to 64")
+        if not 1 <= self.stack_frames <= 64:
+            raise SamemError(f"stack_frames {self.stack_frames} must be from 1 to 64")
+        if self.stack_frames > 1 and (self.mode != "roi" or self.mirror):
+            raise SamemError("stack_frames > 1 needs mode roi and mirror false")
+        if not 1 <= self.search_zoom <= 8:
+            raise SamemError(f"search_zoom {self.search_zoom} must be from 1 to 8")
+        if self.search_zoom > 1 and self.mode != "roi":
+            raise SamemError("search_zoom > 1 needs mode roi")
         if self.centroid not in CENTROIDS:
             raise SamemError(f"centroid {self.centroid!r} is not one of {', '.join(CENTROIDS)}")
         if not 0.05 <= self.centroid_ring <= 5:

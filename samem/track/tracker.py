@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from scipy.special import expit
+from scipy.special import expit, logit
 
 from samem.errors import SamemError
 from samem.track.centroid import intensity_centroid
@@ -36,7 +36,7 @@ from samem.track.preprocess import (
     to_gray,
     to_model_input,
 )
-from samem.track.presence import PresenceRule, paired_gate
+from samem.track.presence import HELD_ABSENT_LOGIT, PresenceRule, paired_gate
 from samem.track.roi import (
     Window,
     box_side,
@@ -50,6 +50,7 @@ from samem.track.roi import (
     window_side,
 )
 from samem.track.smooth import MaskSmoother
+from samem.track.stack import FrameStack
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class _Object:
     weak: int = 0  # consecutive present frames with a predicted IoU below lost_iou
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(1))  # TrackerOptions.smooth_frames
     twin: ObjectMemory | None = None  # memory of the mirrored view (TrackerOptions.mirror)
+    stack: FrameStack | None = None  # past aligned windows (TrackerOptions.stack_frames)
 
 
 class StreamingTracker:
@@ -213,9 +215,12 @@ class StreamingTracker:
         del self._objects[obj_id]
 
     def state_nbytes(self) -> int:
-        """Bytes held per object: SAM 2 memory tensors and the mask-smoothing history."""
+        """Bytes held for all objects: SAM 2 memory tensors, mask-smoothing and frame-stacking history."""
         return sum(
-            o.memory.nbytes() + o.smoother.nbytes() + (o.twin.nbytes() if o.twin is not None else 0)
+            o.memory.nbytes()
+            + o.smoother.nbytes()
+            + (o.twin.nbytes() if o.twin is not None else 0)
+            + (o.stack.nbytes() if o.stack is not None else 0)
             for o in self._objects.values()
         )
 
@@ -243,8 +248,9 @@ class StreamingTracker:
         if obj is None:
             smoother = MaskSmoother(self.options.smooth_frames, self.options.mask_threshold)
             twin = self._new_memory() if self.options.mirror else None
+            stack = FrameStack(self.options.stack_frames) if self.options.stack_frames > 1 else None
             self._objects[obj_id] = _Object(
-                self._new_memory(), side, box_side(box), centre, smoother=smoother, twin=twin
+                self._new_memory(), side, box_side(box), centre, smoother=smoother, twin=twin, stack=stack
             )
             return
         if self.options.clear_memory_on_prompt:
@@ -252,6 +258,8 @@ class StreamingTracker:
             if obj.twin is not None:
                 obj.twin.clear_recent()
         obj.smoother.clear()
+        if obj.stack is not None:
+            obj.stack.clear()
         obj.side, obj.size, obj.centre, obj.last = side, box_side(box), centre, None
         obj.absent, obj.pending, obj.weak = False, 0, 0
 
@@ -290,7 +298,7 @@ class StreamingTracker:
     def _run(self, gray: np.ndarray, levels: Levels, boxes: Mapping) -> dict[Hashable, ObjectResult]:
         ids = list(self._objects)
         feats, windows = self._encode(gray, levels, ids)
-        raw, flags = {}, {}
+        raw, flags, entries = {}, {}, {}
         mirror = self.options.mirror
         for members, prompted in self._groups(ids, boxes):
             n = len(members)
@@ -313,20 +321,37 @@ class StreamingTracker:
                 if gate is not None:
                     flags[oid] = (bool(gate.passed[i]), bool(gate.weak[i]))
                 obj = self._objects[oid]
-                self._remember(obj.memory, out.entries[i], prompted)
+                entries[oid] = [(obj.memory, out.entries[i], prompted)]
                 logits, iou = out.low_res_logits[i : i + 1], float(out.iou[i])
                 if mirror:  # both views share one presence decision (paired_gate)
-                    self._remember(obj.twin, out.entries[n + i], prompted)
+                    entries[oid].append((obj.twin, out.entries[n + i], prompted))
                     logits = (logits + out.low_res_logits[n + i : n + i + 1].flip(-1)) / 2
                     iou = (iou + float(out.iou[n + i])) / 2
                 raw[oid] = (logits, float(out.object_score_logits[i]), iou)
+        seen = {o: self._observe(self._objects[o], *raw[o][:2], windows, o, gray.shape) for o in ids}
+        second = self._second_look(gray, levels, ids, boxes, seen) if self.options.stack_frames > 1 else {}
+        if self.options.search_zoom > 1 and windows is not None:
+            self._search(gray, levels, [o for o in ids if seen[o] is None and o not in boxes], seen)
+        for oid in ids:  # memories are written after the second look, which reads them as they were
+            for memory, entry, prompted in entries[oid]:
+                if oid in second and self.options.stack_memory and memory is self._objects[oid].memory:
+                    entry = second[oid][3]
+                self._remember(memory, entry, prompted)
         results = {}
         for oid in ids:
             obj = self._objects[oid]
             obj.memory.prune(self._frame_idx + 1)
             if obj.twin is not None:
                 obj.twin.prune(self._frame_idx + 1)
-            results[oid] = self._result(obj, *raw[oid], windows[oid] if windows else None, gray)
+            look = seen[oid]
+            iou = raw[oid][2]
+            if oid in second:  # the stacked window's mask is reported, when it has one
+                logits2, iou2, window2, _ = second[oid]
+                up2 = upsample_logits(logits2, window2.side, window2.side)
+                geometry2 = window_mask_geometry(up2 > 0, window2, gray.shape)
+                if geometry2 is not None:
+                    look, iou = (up2, window2, geometry2), iou2
+            results[oid] = self._result(obj, look, raw[oid][1], iou, gray)
             passed, weak = flags.get(oid, (False, False))  # the presence rule's run counters
             obj.pending = obj.pending + 1 if passed and obj.absent else 0
             obj.weak = obj.weak + 1 if weak and not obj.absent else 0
@@ -357,21 +382,118 @@ class StreamingTracker:
         shared = self._pos_cache.setdefault(tuple(pos.shape), pos.clone())
         memory.add(self._frame_idx, replace(entry, maskmem_pos_enc=shared), prompted)
 
-    def _result(self, obj: _Object, logits, score_logit: float, iou: float, window, gray) -> ObjectResult:
-        """Mask, centroid and box of one object; ``window`` is ``None`` in full mode."""
-        shape = gray.shape
+    def _observe(self, obj: _Object, logits, score_logit: float, windows, oid, shape):
+        """Presence and geometry of the model's own mask; steers the object's window.
+
+        Returns ``(upsampled logits, window, (centroid, bbox))`` (window ``None`` in full
+        mode), or ``None`` when the object is absent."""
         h, w = shape
-        score = float(expit(score_logit))
+        window = windows[oid] if windows else None
         up = upsample_logits(logits, *((h, w) if window is None else (window.side, window.side)))
-        mask = up > 0  # frame-sized in full mode, window-sized in ROI mode
         geometry = None
-        if score_logit > 0:
+        if score_logit > 0:  # frame-sized mask in full mode, window-sized in ROI mode
+            mask = up > 0
             geometry = mask_geometry(mask) if window is None else window_mask_geometry(mask, window, shape)
         obj.absent = geometry is None
         if geometry is None:
             obj.smoother.clear()
-            return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
+            if obj.stack is not None:
+                obj.stack.clear()
+            return None
         self._update_centre(obj, geometry[0], shape)  # the model's own mask steers the window
+        return up, window, geometry
+
+    def _second_look(self, gray: np.ndarray, levels: Levels, ids: list, boxes: Mapping, seen: Mapping):
+        """SAM 2 on each present object's stacked window (``stack_frames``, :mod:`samem.track.stack`).
+
+        Every present object's window, cut around the model's own centroid, joins its stack;
+        objects with a history (not prompted on this frame) are segmented on the stacked
+        window from their memory as it was before this frame. Returns ``{id: (low-res logits,
+        predicted IoU, window, memory entry)}``."""
+        size = self.input_size
+        looked, inputs, wins = [], [], {}
+        for oid in ids:
+            obj, got = self._objects[oid], seen[oid]
+            if obj.stack is None or got is None:
+                continue
+            centroid = got[2][0]
+            win = Window.around(centroid[0] + 0.5, centroid[1] + 0.5, obj.side)
+            image = cut_normalized(gray, win, win.side, levels)
+            origin = (win.x0, win.y0)
+            if oid not in boxes and len(obj.stack):
+                looked.append(oid)
+                inputs.append(resize_square(obj.stack.stacked(image, origin, centroid), size))
+                wins[oid] = win
+            obj.stack.push(image, origin, centroid)
+        if not looked:
+            return {}
+        feats = encode_images(self.model, to_model_input(inputs, self.device))
+        groups: dict[tuple, list[int]] = {}
+        for i, oid in enumerate(looked):
+            groups.setdefault(self._objects[oid].memory.layout(), []).append(i)
+        out = {}
+        for index in groups.values():
+            members = [looked[i] for i in index]
+            memories = [self._objects[o].memory for o in members]
+            step = track_step(
+                self.model,
+                feats.take(index),
+                memories,
+                self._frame_idx,
+                None,
+                self._memory_dtype,
+                _keep_present,
+            )
+            for j, oid in enumerate(members):
+                out[oid] = (step.low_res_logits[j : j + 1], float(step.iou[j]), wins[oid], step.entries[j])
+        return out
+
+    def _search(self, gray: np.ndarray, levels: Levels, lost: list, seen: Mapping) -> None:
+        """Move absent objects' waiting windows onto what a wider look finds (``search_zoom``)."""
+        if not lost:
+            return
+        opts, size = self.options, self.input_size
+        wins = {
+            o: Window.around(*self._objects[o].centre, round(self._objects[o].side * opts.search_zoom))
+            for o in lost
+        }
+        feats = encode_images(
+            self.model,
+            to_model_input([cut_normalized(gray, wins[o], size, levels) for o in lost], self.device),
+        )
+        others = [(look[2][0], self._objects[o].size) for o, look in seen.items() if look is not None]
+        groups: dict[tuple, list[int]] = {}
+        for i, oid in enumerate(lost):
+            groups.setdefault(self._objects[oid].memory.layout(), []).append(i)
+        need = float(logit(opts.reappear_score))
+        for index in groups.values():
+            members = [lost[i] for i in index]
+            memories = [self._objects[o].memory for o in members]
+            step = track_step(
+                self.model, feats.take(index), memories, self._frame_idx, None, self._memory_dtype
+            )
+            for j, oid in enumerate(members):
+                if float(step.object_score_logits[j]) < need or float(step.iou[j]) < opts.reappear_iou:
+                    continue
+                win = wins[oid]
+                up = upsample_logits(step.low_res_logits[j : j + 1], win.side, win.side)
+                found = window_mask_geometry(up > 0, win, gray.shape)
+                if found is None:
+                    continue
+                (cx, cy), size_here = found[0], self._objects[oid].size
+                if any(math.hypot(cx - x, cy - y) < max(size_here, s) for (x, y), s in others):
+                    continue  # that is another tracked object
+                self._objects[oid].centre = (cx + 0.5, cy + 0.5)
+
+    def _result(self, obj: _Object, look, score_logit: float, iou: float, gray) -> ObjectResult:
+        """Mask, centroid and box of one object from :meth:`_observe`'s ``look``."""
+        shape = gray.shape
+        h, w = shape
+        score = float(expit(score_logit))
+        if look is None:
+            return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
+        up, window, geometry = look
+        mask = up > 0
         if obj.smoother.active:
             if window is None:  # full mode: smooth on the ROI-sized window around the object
                 cx, cy = geometry[0]
@@ -405,6 +527,11 @@ class StreamingTracker:
         h, w = shape
         obj.centre = (min(max(now_pred[0], 0.0), w), min(max(now_pred[1], 0.0), h))
         obj.last = now
+
+
+def _keep_present(scores: torch.Tensor, ious: torch.Tensor) -> torch.Tensor:
+    """Score gate of the second look: the object is present (the first look decided)."""
+    return scores.clamp(min=-HELD_ABSENT_LOGIT)
 
 
 def mirror_boxes(boxes: torch.Tensor, size: int) -> torch.Tensor:
