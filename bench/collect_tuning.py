@@ -99,6 +99,19 @@ model input after normalisation (sigma in model-input px; removed: no effect), r
 name were the previous defaults: ``reappear_iou`` 0.6, ``denoise`` 0, ``centroid`` mask; the
 ``dn0`` run reproduced the previous defaults' 0.856 / 0.834 / 0.739 exactly. The JSON rows
 of the interim and ``tune4b`` runs carry a ``variant`` note.)
+
+and behind leaving ``stack_frames`` and ``search_zoom`` off (tracker options; rows carry
+``video_seeds``; the defaults on k = 0..3 are ``tuning_mask_to_centroid.json``'s ``ab_shift``)::
+
+    run() { name=$1; shift; python bench/bench_accuracy.py --seeds tuning --baseline none \
+        --jobs 2 --threads 2 "$@" --out /tmp/$name; }
+    run tune_stack_frames_5 --videos 4 --tracker stack_frames=5
+    run tune_stack_frames_5_search_zoom_2_0 --videos 4 --tracker stack_frames=5 --tracker search_zoom=2.0
+    run tune_sz2 --videos 4 --tracker search_zoom=2.0
+    run tune_def_k4 --videos 8 --skip 4 --presets medium thick
+    run tune_sz2_k4 --videos 8 --skip 4 --presets medium thick --tracker search_zoom=2.0
+    python bench/collect_tuning.py /tmp/tune_stack_frames_5 /tmp/tune_stack_frames_5_search_zoom_2_0 \
+        /tmp/tune_sz2 /tmp/tune_def_k4 /tmp/tune_sz2_k4 --out bench/tuning_stack_search.json
 """
 
 from __future__ import annotations
@@ -126,6 +139,7 @@ def main() -> None:
                     "seeds": payload.get("seeds", "held-out"),
                     "tracker_options": payload.get("tracker_options", {}),
                     "preset": preset,
+                    "video_seeds": [v.get("seed") for v in m["videos"]],
                     "iou_per_video": [v["iou_mean"] for v in m["videos"]],
                     **{k: m.get(k) for k in COLUMNS},
                 }
