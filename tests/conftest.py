@@ -1,5 +1,6 @@
 """Fixtures shared by the test suite."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,3 +20,17 @@ def one_thread():
 def tiny():
     """The tiny SAM 2 config with seeded random weights (fast, for mechanics and equivalence)."""
     return build_model("samem_tiny", "cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def drifting_discs():
+    """Two dark discs drifting on noise, 40 frames of 72 x 96 uint8 (boxes: tests/test_track.py)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:72, :96]
+    out = []
+    for t in range(40):
+        f = rng.normal(160, 12, (72, 96))
+        for cx, cy in ((20 + 0.5 * t, 30), (70, 50 - 0.4 * t)):
+            f[(xx - cx) ** 2 + (yy - cy) ** 2 <= 36] = 60
+        out.append(np.clip(f, 0, 255).astype(np.uint8))
+    return np.stack(out)

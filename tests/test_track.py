@@ -16,17 +16,8 @@ from samem.track.presence import PresenceRule
 
 
 @pytest.fixture(scope="module")
-def frames():
-    """Two dark discs drifting on noise, 40 frames of 72 x 96 uint8."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:72, :96]
-    out = []
-    for t in range(40):
-        f = rng.normal(160, 12, (72, 96))
-        for cx, cy in ((20 + 0.5 * t, 30), (70, 50 - 0.4 * t)):
-            f[(xx - cx) ** 2 + (yy - cy) ** 2 <= 36] = 60
-        out.append(np.clip(f, 0, 255).astype(np.uint8))
-    return np.stack(out)
+def frames(drifting_discs):
+    return drifting_discs
 
 
 BOXES = {1: (13, 23, 28, 38), "b": (63, 43, 78, 58)}

@@ -71,9 +71,9 @@ def n_eff_weights(sums: LagSums) -> np.ndarray:
     w_kept = np.where(sums.n > 0, w, 0.0)
     current = w_kept.sum(axis=1)
     rescale = current != desired
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # no pairs at all: 0 * inf -> NaN, by design
         factor = np.where(rescale, desired / current, 1.0)
-    w = w_kept * factor[:, None]
+        w = w_kept * factor[:, None]
     return np.where(exists, w, np.nan)
 
 
