@@ -112,6 +112,13 @@ and behind leaving ``stack_frames`` and ``search_zoom`` off (tracker options; ro
     run tune_sz2_k4 --videos 8 --skip 4 --presets medium thick --tracker search_zoom=2.0
     python bench/collect_tuning.py /tmp/tune_stack_frames_5 /tmp/tune_stack_frames_5_search_zoom_2_0 \
         /tmp/tune_sz2 /tmp/tune_def_k4 /tmp/tune_sz2_k4 --out bench/tuning_stack_search.json
+
+and behind keeping ``context`` 3.0 (the ROI window side in prompt-box sides; same ``run``)::
+
+    for c in 2.5 3.5 4.0; do run tune_ctx$c --videos 4 --tracker context=$c; done
+    run tune_ctx3.5_k4 --videos 8 --skip 4 --presets medium thick --tracker context=3.5
+    python bench/collect_tuning.py /tmp/tune_ctx2.5 /tmp/tune_ctx3.5 /tmp/tune_ctx4.0 \
+        /tmp/tune_ctx3.5_k4 --out bench/tuning_context.json
 """
 
 from __future__ import annotations
