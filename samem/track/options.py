@@ -155,8 +155,8 @@ class TrackerOptions:
     mask_to_centroid: bool = True
     mirror: bool = False
     stack_frames: int = 1
-    search_zoom: float = 1.0
     stack_memory: bool = False
+    search_zoom: float = 1.0
     mask_threshold: float = 0.5
     denoise: float = 0.04
     low_percentile: float = 0.5

@@ -74,18 +74,12 @@ class FrameStack:
         if not self._past:
             return img.copy()
         h, w = img.shape
-        total = img.copy()
-        count = np.ones_like(img)
-        ones = np.ones_like(img)
-        for p in self._past:
+        total, count, ones = img.copy(), np.ones_like(img), np.ones_like(img)
+        warp = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        for p in self._past:  # one side per history: the tracker clears it when the side changes
             dx = p.origin[0] - origin[0] + centroid[0] - p.centroid[0]
             dy = p.origin[1] - origin[1] + centroid[1] - p.centroid[1]
             shift = np.float32([[1, 0, dx], [0, 1, dy]])
-            warp = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            if p.image.shape == img.shape:
-                cover = cv2.warpAffine(ones, shift, (w, h), **warp)
-            else:  # windows of another side (not after a re-prompt, which clears): cover its own area
-                cover = cv2.warpAffine(np.ones_like(p.image), shift, (w, h), **warp)
             total += cv2.warpAffine(p.image, shift, (w, h), **warp)
-            count += cover
+            count += cv2.warpAffine(ones, shift, (w, h), **warp)
         return total / count

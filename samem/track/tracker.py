@@ -328,14 +328,17 @@ class StreamingTracker:
                     logits = (logits + out.low_res_logits[n + i : n + i + 1].flip(-1)) / 2
                     iou = (iou + float(out.iou[n + i])) / 2
                 raw[oid] = (logits, float(out.object_score_logits[i]), iou)
-        seen = {o: self._observe(self._objects[o], *raw[o][:2], windows, o, gray.shape) for o in ids}
+        seen = {
+            o: self._observe(self._objects[o], *raw[o][:2], windows and windows[o], gray.shape) for o in ids
+        }
         second = self._second_look(gray, levels, ids, boxes, seen) if self.options.stack_frames > 1 else {}
         if self.options.search_zoom > 1 and windows is not None:
             self._search(gray, levels, [o for o in ids if seen[o] is None and o not in boxes], seen)
+        if self.options.stack_memory:  # (stack_frames excludes mirror: one entry per object)
+            for oid, (_, _, _, entry) in second.items():
+                entries[oid] = [(self._objects[oid].memory, entry, False)]
         for oid in ids:  # memories are written after the second look, which reads them as they were
             for memory, entry, prompted in entries[oid]:
-                if oid in second and self.options.stack_memory and memory is self._objects[oid].memory:
-                    entry = second[oid][3]
                 self._remember(memory, entry, prompted)
         results = {}
         for oid in ids:
@@ -382,13 +385,12 @@ class StreamingTracker:
         shared = self._pos_cache.setdefault(tuple(pos.shape), pos.clone())
         memory.add(self._frame_idx, replace(entry, maskmem_pos_enc=shared), prompted)
 
-    def _observe(self, obj: _Object, logits, score_logit: float, windows, oid, shape):
+    def _observe(self, obj: _Object, logits, score_logit: float, window, shape):
         """Presence and geometry of the model's own mask; steers the object's window.
 
-        Returns ``(upsampled logits, window, (centroid, bbox))`` (window ``None`` in full
+        Returns ``(upsampled logits, window, (centroid, bbox))`` (``window`` ``None`` in full
         mode), or ``None`` when the object is absent."""
         h, w = shape
-        window = windows[oid] if windows else None
         up = upsample_logits(logits, *((h, w) if window is None else (window.side, window.side)))
         geometry = None
         if score_logit > 0:  # frame-sized mask in full mode, window-sized in ROI mode
@@ -402,6 +404,22 @@ class StreamingTracker:
             return None
         self._update_centre(obj, geometry[0], shape)  # the model's own mask steers the window
         return up, window, geometry
+
+    def _look_from_memory(self, oids: list, inputs: list, gate=None) -> dict:
+        """SAM 2 on one extra model input per object of ``oids``, from each object's memory as
+        it was before this frame (grouped by memory layout as in :meth:`_groups`); nothing is
+        remembered. Returns ``{id: (low-res logits, object-score logit, predicted IoU, memory
+        entry)}``."""
+        feats = encode_images(self.model, to_model_input(inputs, self.device))
+        out = {}
+        for members, _ in self._groups(oids, {}):
+            memories = [self._objects[o].memory for o in members]
+            rows = feats.take([oids.index(o) for o in members])
+            step = track_step(self.model, rows, memories, self._frame_idx, None, self._memory_dtype, gate)
+            for j, oid in enumerate(members):
+                logits = step.low_res_logits[j : j + 1]
+                out[oid] = (logits, float(step.object_score_logits[j]), float(step.iou[j]), step.entries[j])
+        return out
 
     def _second_look(self, gray: np.ndarray, levels: Levels, ids: list, boxes: Mapping, seen: Mapping):
         """SAM 2 on each present object's stacked window (``stack_frames``, :mod:`samem.track.stack`).
@@ -427,26 +445,8 @@ class StreamingTracker:
             obj.stack.push(image, origin, centroid)
         if not looked:
             return {}
-        feats = encode_images(self.model, to_model_input(inputs, self.device))
-        groups: dict[tuple, list[int]] = {}
-        for i, oid in enumerate(looked):
-            groups.setdefault(self._objects[oid].memory.layout(), []).append(i)
-        out = {}
-        for index in groups.values():
-            members = [looked[i] for i in index]
-            memories = [self._objects[o].memory for o in members]
-            step = track_step(
-                self.model,
-                feats.take(index),
-                memories,
-                self._frame_idx,
-                None,
-                self._memory_dtype,
-                _keep_present,
-            )
-            for j, oid in enumerate(members):
-                out[oid] = (step.low_res_logits[j : j + 1], float(step.iou[j]), wins[oid], step.entries[j])
-        return out
+        looks = self._look_from_memory(looked, inputs, _keep_present)
+        return {oid: (logits, iou, wins[oid], entry) for oid, (logits, _, iou, entry) in looks.items()}
 
     def _search(self, gray: np.ndarray, levels: Levels, lost: list, seen: Mapping) -> None:
         """Move absent objects' waiting windows onto what a wider look finds (``search_zoom``)."""
@@ -457,33 +457,20 @@ class StreamingTracker:
             o: Window.around(*self._objects[o].centre, round(self._objects[o].side * opts.search_zoom))
             for o in lost
         }
-        feats = encode_images(
-            self.model,
-            to_model_input([cut_normalized(gray, wins[o], size, levels) for o in lost], self.device),
-        )
+        looks = self._look_from_memory(lost, [cut_normalized(gray, wins[o], size, levels) for o in lost])
         others = [(look[2][0], self._objects[o].size) for o, look in seen.items() if look is not None]
-        groups: dict[tuple, list[int]] = {}
-        for i, oid in enumerate(lost):
-            groups.setdefault(self._objects[oid].memory.layout(), []).append(i)
         need = float(logit(opts.reappear_score))
-        for index in groups.values():
-            members = [lost[i] for i in index]
-            memories = [self._objects[o].memory for o in members]
-            step = track_step(
-                self.model, feats.take(index), memories, self._frame_idx, None, self._memory_dtype
-            )
-            for j, oid in enumerate(members):
-                if float(step.object_score_logits[j]) < need or float(step.iou[j]) < opts.reappear_iou:
-                    continue
-                win = wins[oid]
-                up = upsample_logits(step.low_res_logits[j : j + 1], win.side, win.side)
-                found = window_mask_geometry(up > 0, win, gray.shape)
-                if found is None:
-                    continue
-                (cx, cy), size_here = found[0], self._objects[oid].size
-                if any(math.hypot(cx - x, cy - y) < max(size_here, s) for (x, y), s in others):
-                    continue  # that is another tracked object
-                self._objects[oid].centre = (cx + 0.5, cy + 0.5)
+        for oid, (logits, score_logit, iou, _) in looks.items():
+            if score_logit < need or iou < opts.reappear_iou:
+                continue
+            win = wins[oid]
+            found = window_mask_geometry(upsample_logits(logits, win.side, win.side) > 0, win, gray.shape)
+            if found is None:
+                continue
+            (cx, cy), size_here = found[0], self._objects[oid].size
+            if any(math.hypot(cx - x, cy - y) < max(size_here, s) for (x, y), s in others):
+                continue  # that is another tracked object
+            self._objects[oid].centre = (cx + 0.5, cy + 0.5)
 
     def _result(self, obj: _Object, look, score_logit: float, iou: float, gray) -> ObjectResult:
         """Mask, centroid and box of one object from :meth:`_observe`'s ``look``."""
