@@ -101,7 +101,7 @@ def test_tracker_centroid_option_moves_the_position_only(tiny, monkeypatch):
     last = out["intensity"][1][-1].centroid
     assert last != out["mask"][1][-1].centroid and math.hypot(last[0] - truth[0], last[1] - truth[1]) < 1.0
     assert out["mask"][0]._objects[1].centre == out["intensity"][0]._objects[1].centre
-    with pytest.raises(SamemError, match="centroid 'mass' is not one of mask, intensity"):
+    with pytest.raises(SamemError, match="centroid 'mass' is not one of mask, intensity, matched"):
         parse_options(["centroid=mass"])
     with pytest.raises(SamemError, match="centroid_ring 0 must be from 0.05 to 5"):
         parse_options(["centroid_ring=0"])
@@ -142,13 +142,13 @@ def test_tracker_moves_the_reported_mask_onto_the_intensity_centroid(tiny, monke
     import samem.track.tracker as tracker_module
 
     Oracle(monkeypatch)
-    real = tracker_module.intensity_centroid
+    real = tracker_module.weighted_centroid
 
     def off_by(*args, **kwargs):  # a particle whose contrast sits 2 px right, 1.5 px up of its mask
         cx, cy = real(*args, **kwargs)
         return cx + 2.0, cy - 1.5
 
-    monkeypatch.setattr(tracker_module, "intensity_centroid", off_by)
+    monkeypatch.setattr(tracker_module, "weighted_centroid", off_by)
     shape, r, (x, y) = (120, 200), 9, (60.0, 60.0)
     box = (x - r, y - r, x + r + 1, y + r + 1)
     out = {}

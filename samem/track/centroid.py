@@ -17,9 +17,14 @@ position estimate (trackpy's "mass" centroid, here in a region the mask gives):
 Pixels outside the frame take no part. When the weights sum to nothing (no contrast) the
 mask centroid is kept. The mask, box and presence are unchanged; only the reported position
 differs, and the ROI window still follows the model's own mask.
+
+Steps 1-3 are :func:`local_contrast`, step 4 :func:`weighted_centroid`; the matched filter
+(:mod:`samem.track.matched`, ``centroid = "matched"``) starts from both.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -66,6 +71,74 @@ def _background_plane(image: np.ndarray, ring: np.ndarray) -> np.ndarray | None:
     return (coef[0] + coef[1] * cols[None, :] + coef[2] * rows[:, None]).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Contrast:
+    """The particle's contrast near its mask (:func:`local_contrast`).
+
+    Attributes
+    ----------
+    image : np.ndarray
+        float32 contrast with the particle's sign (positive on the particle), the background
+        plane removed, on a crop of the frame.
+    region : np.ndarray
+        bool, the crop's shape: the dilated mask the intensity centroid weighs.
+    x0, y0 : int
+        Frame pixel of the crop's top-left corner.
+    """
+
+    image: np.ndarray
+    region: np.ndarray
+    x0: int
+    y0: int
+
+
+def local_contrast(
+    gray: np.ndarray,
+    mask: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    box_side: float,
+    dilate: float = DILATE,
+    ring: float = RING,
+) -> Contrast | None:
+    """The particle's contrast against its local background plane (module docstring, steps
+    1-3, before the clipping at 0), on a crop around ``bbox`` that holds the ring.
+
+    Parameters are those of :func:`intensity_centroid`. ``None`` when no plane can be fitted.
+    """
+    d = max(1, round(dilate * box_side))
+    width = max(4, round(ring * box_side))
+    margin = d + 2 + width
+    h, w = gray.shape
+    x0, y0, x1, y1 = bbox
+    xs, ys = max(x0 - margin, 0), max(y0 - margin, 0)
+    xe, ye = min(x1 + margin, w), min(y1 + margin, h)
+    local = mask[ys:ye, xs:xe].astype(np.uint8)
+    image = gray[ys:ye, xs:xe].astype(np.float32, copy=False)
+    region = cv2.dilate(local, _disk(d)) > 0
+    # distance (px) of every pixel to the mask: one pass, where dilating by a disk as wide as
+    # the ring would cost the ring's area per pixel
+    dist = cv2.distanceTransform(1 - local, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    ring_px = (dist > d + 2) & (dist <= d + 2 + width)
+    background = _background_plane(image, ring_px)
+    if background is None:
+        return None
+    dark = float((image - background)[local > 0].mean()) < 0
+    contrast = (background - image) if dark else (image - background)
+    return Contrast(contrast, region, xs, ys)
+
+
+def weighted_centroid(contrast: Contrast) -> tuple[float, float] | None:
+    """Contrast-weighted mean pixel index ``(x, y)`` (frame px) over the region (step 4)."""
+    weights = np.where(contrast.region, np.maximum(contrast.image, 0.0), 0.0)
+    total = float(weights.sum())
+    if not total > 0:
+        return None
+    yy, xx = np.indices(weights.shape)
+    return float((weights * xx).sum() / total + contrast.x0), float(
+        (weights * yy).sum() / total + contrast.y0
+    )
+
+
 def intensity_centroid(
     gray: np.ndarray,
     mask: np.ndarray,
@@ -92,28 +165,5 @@ def intensity_centroid(
     (x, y) or None
         ``None`` when there is no contrast to weight with.
     """
-    d = max(1, round(dilate * box_side))
-    width = max(4, round(ring * box_side))
-    margin = d + 2 + width
-    h, w = gray.shape
-    x0, y0, x1, y1 = bbox
-    xs, ys = max(x0 - margin, 0), max(y0 - margin, 0)
-    xe, ye = min(x1 + margin, w), min(y1 + margin, h)
-    local = mask[ys:ye, xs:xe].astype(np.uint8)
-    image = gray[ys:ye, xs:xe].astype(np.float32, copy=False)
-    region = cv2.dilate(local, _disk(d)) > 0
-    # distance (px) of every pixel to the mask: one pass, where dilating by a disk as wide as
-    # the ring would cost the ring's area per pixel
-    dist = cv2.distanceTransform(1 - local, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    ring_px = (dist > d + 2) & (dist <= d + 2 + width)
-    background = _background_plane(image, ring_px)
-    if background is None:
-        return None
-    dark = float((image - background)[local > 0].mean()) < 0
-    contrast = (background - image) if dark else (image - background)
-    weights = np.where(region, np.maximum(contrast, 0.0), 0.0)
-    total = float(weights.sum())
-    if not total > 0:
-        return None
-    yy, xx = np.indices(weights.shape)
-    return float((weights * xx).sum() / total + xs), float((weights * yy).sum() / total + ys)
+    contrast = local_contrast(gray, mask, bbox, box_side, dilate, ring)
+    return None if contrast is None else weighted_centroid(contrast)

@@ -22,8 +22,9 @@ import torch
 from scipy.special import expit, logit
 
 from samem.errors import SamemError
-from samem.track.centroid import intensity_centroid
+from samem.track.centroid import local_contrast, weighted_centroid
 from samem.track.core import encode_images, track_step
+from samem.track.matched import MatchedFilter
 from samem.track.memory import ObjectMemory
 from samem.track.options import TrackerOptions
 from samem.track.preprocess import (
@@ -73,8 +74,8 @@ class ObjectResult:
         SAM 2 judged the object present (score > 0.5) and its mask is not empty.
     centroid : tuple of float
         ``(x, y)`` (px, pixel indices): the contrast-weighted centroid
-        (:attr:`TrackerOptions.centroid` ``"intensity"``) or the mask's mean pixel index
-        (``"mask"``); ``(nan, nan)`` when absent.
+        (:attr:`TrackerOptions.centroid` ``"intensity"``), the matched-filter position
+        (``"matched"``) or the mask's mean pixel index (``"mask"``); ``(nan, nan)`` when absent.
     bbox : tuple of int or None
         ``(x0, y0, x1, y1)`` px with ``mask[y0:y1, x0:x1]`` holding the mask; ``None`` when absent.
     iou : float
@@ -102,6 +103,7 @@ class _Object:
     smoother: MaskSmoother = field(default_factory=lambda: MaskSmoother(1))  # TrackerOptions.smooth_frames
     twin: ObjectMemory | None = None  # memory of the mirrored view (TrackerOptions.mirror)
     stack: FrameStack | None = None  # past aligned windows (TrackerOptions.stack_frames)
+    matched: MatchedFilter | None = None  # template of the particle (TrackerOptions.centroid "matched")
 
 
 class StreamingTracker:
@@ -221,6 +223,7 @@ class StreamingTracker:
             + o.smoother.nbytes()
             + (o.twin.nbytes() if o.twin is not None else 0)
             + (o.stack.nbytes() if o.stack is not None else 0)
+            + (o.matched.nbytes() if o.matched is not None else 0)
             for o in self._objects.values()
         )
 
@@ -248,9 +251,20 @@ class StreamingTracker:
         if obj is None:
             smoother = MaskSmoother(self.options.smooth_frames, self.options.mask_threshold)
             twin = self._new_memory() if self.options.mirror else None
-            stack = FrameStack(self.options.stack_frames) if self.options.stack_frames > 1 else None
+            opts = self.options
+            stack = FrameStack(opts.stack_frames) if opts.stack_frames > 1 else None
+            matched = (
+                MatchedFilter(opts.matched_rate, opts.matched_half) if opts.centroid == "matched" else None
+            )
             self._objects[obj_id] = _Object(
-                self._new_memory(), side, box_side(box), centre, smoother=smoother, twin=twin, stack=stack
+                self._new_memory(),
+                side,
+                box_side(box),
+                centre,
+                smoother=smoother,
+                twin=twin,
+                stack=stack,
+                matched=matched,
             )
             return
         if self.options.clear_memory_on_prompt:
@@ -260,6 +274,8 @@ class StreamingTracker:
         obj.smoother.clear()
         if obj.stack is not None:
             obj.stack.clear()
+        if obj.matched is not None:
+            obj.matched.clear()
         obj.side, obj.size, obj.centre, obj.last = side, box_side(box), centre, None
         obj.absent, obj.pending, obj.weak = False, 0, 0
 
@@ -401,6 +417,8 @@ class StreamingTracker:
             obj.smoother.clear()
             if obj.stack is not None:
                 obj.stack.clear()
+            if obj.matched is not None:
+                obj.matched.clear()
             return None
         self._update_centre(obj, geometry[0], shape)  # the model's own mask steers the window
         return up, window, geometry
@@ -495,8 +513,11 @@ class StreamingTracker:
         if window is not None:
             mask = paste(mask, window, shape)
         opts = self.options
-        if opts.centroid == "intensity":
-            found = intensity_centroid(gray, mask, bbox, obj.size, ring=opts.centroid_ring)
+        if opts.centroid != "mask":
+            contrast = local_contrast(gray, mask, bbox, obj.size, ring=opts.centroid_ring)
+            found = None if contrast is None else weighted_centroid(contrast)
+            if found is not None and obj.matched is not None:
+                found = obj.matched(contrast, found, obj.size)
             if found is not None and opts.mask_to_centroid:  # the mask goes where the contrast says
                 moved = shift_mask(mask, bbox, found[0] - centroid[0], found[1] - centroid[1])
                 if moved is not None:
