@@ -403,7 +403,8 @@ def test_mirror_keeps_a_second_bounded_memory(tiny, frames):
     sizes = [tracker.step(f) and tracker.state_nbytes() for f in frames[25:30]]
     assert len(set(sizes)) == 1  # bounded
     memories = sum(o.memory.nbytes() for o in tracker._objects.values())
-    assert sizes[0] == 2 * memories + sum(o.smoother.nbytes() for o in tracker._objects.values())
+    history = sum(o.smoother.nbytes() + o.matched.nbytes() for o in tracker._objects.values())
+    assert sizes[0] == 2 * memories + history
     tracker.step(frames[30], {1: BOXES[1]})  # a correcting prompt clears both views' recent memory
     twin = tracker._objects[1].twin
     assert not twin.non_cond and max(twin.cond) == tracker.frame_index

@@ -153,7 +153,9 @@ def test_tracker_moves_the_reported_mask_onto_the_intensity_centroid(tiny, monke
     box = (x - r, y - r, x + r + 1, y + r + 1)
     out = {}
     for move in (False, True):
-        tracker = StreamingTracker(tiny, mode="roi", crop_size_px=48, mask_to_centroid=move)
+        tracker = StreamingTracker(
+            tiny, mode="roi", crop_size_px=48, centroid="intensity", mask_to_centroid=move
+        )
         res = [tracker.start(disc_frame(shape, (x, y), r, seed=0)[0], {1: box})[1]]
         for t in (1, 2):
             res.append(tracker.step(disc_frame(shape, (x + 2.3 * t, y - t), r, seed=t)[0])[1])

@@ -49,7 +49,7 @@ def track_positions(seed, frames=60, noise=60.0, radius=14.0):
 def test_the_matched_filter_is_less_noisy_than_the_intensity_centroid():
     """With masks whose boundary follows the noise, once the template has formed (frame 10 on)
     the matched position scatters less around the truth than the intensity centroid (here by
-    13 %); on the template's first frame both are the same."""
+    15 %); on the template's first frame both are the same."""
     err = []
     for seed in (0, 1):
         rows = track_positions(seed)
