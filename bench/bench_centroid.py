@@ -4,14 +4,20 @@ Reads ``bench_accuracy.py`` result folders (``<preset>_<seed>_samem/``: the repo
 ``results.h5`` and positions in ``tracks.csv``) with their videos, and recomputes the
 intensity centroid (``samem.track.centroid``) of every reported mask with other settings:
 the background ring width and the mask dilation (fractions of the prompt-box side), and the
-frame with or without the tracker's ``denoise`` smoothing (``no denoise``: without). Masks
-and tracking are the same for all variants (the centroid never steers the tracker), so
-differences are the estimator's alone. Errors are Euclidean, px, over the frames where the
-particle is reported present and lies fully inside the field (as ``samem eval``'s centroid
-error).
+frame with or without the tracker's ``denoise`` smoothing (``no denoise``: without). Two
+other estimators run beside it: the intensity centroid recomputed ``iterate n`` more times
+with the mask moved onto the last estimate (as trackpy refines its centroids), and the
+tracker's matched filter (``matched rate half k``: :mod:`samem.track.matched` with
+``matched_rate`` rate and ``matched_half`` k, fed every frame the particle is reported
+present and restarted after an absence, as the tracker does). Masks and tracking are the
+same for all variants (the centroid never steers the tracker), so differences are the
+estimator's alone. Errors are Euclidean, px, over the frames where the particle is reported
+present and lies fully inside the field (as ``samem eval``'s centroid error).
 
     python bench/bench_accuracy.py --seeds tuning --videos 4 --baseline none --out bench/results/ring
     python bench/bench_centroid.py bench/results/ring --json bench/centroid_ring.json
+    python bench/bench_centroid.py bench/results/ring --ring 0.8 --rings 0.8 \
+        --json bench/centroid_estimators.json
 
 The ``tracker`` column is ``tracks.csv`` itself, next to its recomputation (``ring`` of the runs).
 """
@@ -30,12 +36,30 @@ import pandas as pd
 
 from samem.eval.evaluate import truth_boxes
 from samem.synthetic import read_truth
-from samem.track.centroid import DILATE, intensity_centroid
+from samem.track.centroid import DILATE, intensity_centroid, local_contrast, weighted_centroid
+from samem.track.matched import MatchedFilter
 from samem.track.preprocess import denoise, denoise_sigma, to_gray
-from samem.track.roi import box_side, mask_geometry
+from samem.track.roi import box_side, mask_geometry, shift_mask
 
 RINGS = (0.25, 0.4, 0.6, 0.8, 1.2)
 DILATES = (0.0, 0.1, 0.2)
+ITERATIONS = (1, 2, 4)
+TEMPLATES = ("0.05:0.45", "0.1:0.45", "0.05:0.5", "0.05:0.6")  # samem.track.matched: rate:half
+
+
+def iterated(gray, mask, bbox, side, ring, n):
+    """The intensity centroid recomputed ``n`` more times, the mask moved onto the last one."""
+    c = intensity_centroid(gray, mask, bbox, side, ring=ring)
+    for _ in range(n):
+        if c is None:
+            return None
+        (mx, my), _ = mask_geometry(mask)
+        moved = shift_mask(mask, bbox, c[0] - mx, c[1] - my)
+        if moved is None:
+            return c
+        mask, bbox = moved
+        c = intensity_centroid(gray, mask, bbox, side, ring=ring) or c
+    return c
 
 
 def _video_of(run: Path, videos: Path) -> Path:
@@ -46,9 +70,10 @@ def _video_of(run: Path, videos: Path) -> Path:
     return found[0]
 
 
-def errors_of_run(job: tuple[str, str, float, float]) -> pd.DataFrame:
+def errors_of_run(job: tuple) -> pd.DataFrame:
     """Per (frame, particle) centroid errors of every variant for one result folder."""
-    run, videos, denoise_frac, ring_now = Path(job[0]), Path(job[1]), job[2], job[3]
+    run, videos, denoise_frac, ring_now, rings, iterations, templates = job
+    run, videos = Path(run), Path(videos)
     video = _video_of(run, videos)
     sides = {k: box_side(np.array(b)) for k, b in truth_boxes(video).items()}
     sigma = denoise_sigma(denoise_frac, sides.values())
@@ -57,6 +82,8 @@ def errors_of_run(job: tuple[str, str, float, float]) -> pd.DataFrame:
     truth = read_truth(video).tracks
     truth = truth[truth["inside"].astype(bool)].set_index(["frame", "particle"])[["x", "y"]]
     rows = []
+    filters = {}  # (particle, rate, half width) -> MatchedFilter
+    last = {}  # particle -> last frame it was reported present
     with h5py.File(video, "r") as fv, h5py.File(run / "results.h5", "r") as fr:
         for t, group in tracks.groupby("frame"):
             raw = to_gray(fv["frames"][t])
@@ -64,15 +91,24 @@ def errors_of_run(job: tuple[str, str, float, float]) -> pd.DataFrame:
             labels = fr["labels"][t]
             for r in group.itertuples():
                 key = (int(t), int(r.particle))
-                if key not in truth.index:
-                    continue
-                tx, ty = truth.loc[key]
                 mask = labels == r.particle
                 geometry = mask_geometry(mask)
                 if geometry is None:
                     continue
                 (mx, my), bbox = geometry
                 side = sides[int(r.particle)]
+                matched = {}  # fed on every present frame, as the tracker feeds its filters
+                contrast = local_contrast(gray, mask, bbox, side, ring=ring_now)
+                start = None if contrast is None else weighted_centroid(contrast)
+                for rate, k in templates:
+                    f = filters.setdefault((key[1], rate, k), MatchedFilter(rate, k))
+                    if start is None or key[0] - last.get(key[1], -10) > 1:
+                        f.clear()  # the tracker starts a new template after an absence
+                    matched[f"matched {rate} half {k}"] = None if start is None else f(contrast, start, side)
+                last[key[1]] = key[0]
+                if key not in truth.index:
+                    continue
+                tx, ty = truth.loc[key]
 
                 def err(c, tx=tx, ty=ty):
                     return np.nan if c is None else float(np.hypot(c[0] - tx, c[1] - ty))
@@ -80,11 +116,14 @@ def errors_of_run(job: tuple[str, str, float, float]) -> pd.DataFrame:
                 row = {"video": run.name, "frame": key[0], "particle": key[1]}
                 row["tracker"] = err((r.x, r.y))
                 row["mask"] = err((mx, my))
-                for ring in RINGS:
+                for ring in rings:
                     row[f"ring {ring}"] = err(intensity_centroid(gray, mask, bbox, side, ring=ring))
                     row[f"ring {ring}, no denoise"] = err(
                         intensity_centroid(raw, mask, bbox, side, ring=ring)
                     )
+                for n in iterations:
+                    row[f"iterate {n} (ring {ring_now})"] = err(iterated(gray, mask, bbox, side, ring_now, n))
+                row.update({name: err(c) for name, c in matched.items()})
                 for d in DILATES:
                     c = intensity_centroid(gray, mask, bbox, side, dilate=d, ring=ring_now)
                     row[f"dilate {d} (ring {ring_now})"] = err(c)
@@ -98,13 +137,24 @@ def main() -> None:
     ap.add_argument("--videos-dir", default="bench/results/videos")
     ap.add_argument("--denoise", type=float, default=0.04, help="the tracker's denoise option of the runs")
     ap.add_argument("--ring", type=float, default=0.25, help="the ring the runs were tracked with")
+    ap.add_argument("--rings", type=float, nargs="+", default=RINGS, help="ring widths to recompute with")
+    ap.add_argument("--iterations", type=int, nargs="*", default=ITERATIONS, help="'iterate n' variants")
+    ap.add_argument(
+        "--templates",
+        nargs="*",
+        default=TEMPLATES,
+        metavar="RATE:HALF",
+        help="matched-filter variants (samem.track.matched): update rate and half width (box sides)",
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", help="write the per-preset means here")
     args = ap.parse_args()
     folders = sorted(str(p) for run in args.runs for p in Path(run).glob("*_samem"))
     if not folders:
         sys.exit("no <preset>_<seed>_samem folders in the given runs")
-    jobs = [(f, args.videos_dir, args.denoise, args.ring) for f in folders]
+    templates = tuple(tuple(float(v) for v in t.split(":")) for t in args.templates)
+    variants = (tuple(args.rings), tuple(args.iterations), templates)
+    jobs = [(f, args.videos_dir, args.denoise, args.ring, *variants) for f in folders]
     with Pool(args.jobs) as pool:
         df = pd.concat(pool.map(errors_of_run, jobs))
     df["preset"] = df["video"].str.split("_").str[0]

@@ -9,6 +9,7 @@ Cases (``--cases``):
   roi-compact-unsmoothed  the same with smooth_frames=1 (the cost of mask smoothing)
   roi-compact-bare        the same with smooth_frames=1, denoise=0, centroid=mask (the cost
                  of all the tracker's own steps around SAM 2)
+  roi-compact-intensity   the same with centroid=intensity (the cost of the matched filter)
   roi-compact-mirror      the same with mirror=True (each window also tracked mirrored)
   roi-compact-stack5      the same with stack_frames=5 (a second SAM 2 look per object)
   full-compact   samem full-frame mode, samem_compact (frame resized to 128)
@@ -54,6 +55,7 @@ CASES = {
         "samem_compact",
         {"smooth_frames": 1, "denoise": 0.0, "centroid": "mask"},
     ),
+    "roi-compact-intensity": ("samem", "roi", "samem_compact", {"centroid": "intensity"}),
     "roi-compact-mirror": ("samem", "roi", "samem_compact", {"mirror": True}),
     "roi-compact-stack5": ("samem", "roi", "samem_compact", {"stack_frames": 5}),
     "full-compact": ("samem", "full", "samem_compact"),

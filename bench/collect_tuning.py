@@ -119,6 +119,21 @@ and behind keeping ``context`` 3.0 (the ROI window side in prompt-box sides; sam
     run tune_ctx3.5_k4 --videos 8 --skip 4 --presets medium thick --tracker context=3.5
     python bench/collect_tuning.py /tmp/tune_ctx2.5 /tmp/tune_ctx3.5 /tmp/tune_ctx4.0 \
         /tmp/tune_ctx3.5_k4 --out bench/tuning_context.json
+
+and behind ``centroid`` matched (the matched filter, ``matched_rate`` 0.05 and ``matched_half``
+0.45 chosen offline by ``bench_centroid.py`` on the ``tune_base`` run; that run's rows show
+options ``{}``: it ran while ``intensity`` was the default, which the recipe now has to name;
+medium on k = 4..11 compares with the ``tune_def_k4`` row of ``tuning_stack_search.json``,
+the same code path)::
+
+    r() { name=$1; shift; python bench/bench_accuracy.py --seeds tuning --baseline none \
+        --jobs 2 "$@" --out bench/results/$name; }
+    r tune_base --videos 4 --tracker centroid=intensity
+    r tune_matched --videos 4 --tracker centroid=matched
+    r tune_matched_k4 --videos 8 --skip 4 --presets medium thick --tracker centroid=matched
+    r tune_base_k4 --videos 8 --skip 4 --presets thick --tracker centroid=intensity
+    python bench/collect_tuning.py bench/results/tune_base bench/results/tune_matched \
+        bench/results/tune_base_k4 bench/results/tune_matched_k4 --out bench/tuning_matched.json
 """
 
 from __future__ import annotations
