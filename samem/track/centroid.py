@@ -134,9 +134,8 @@ def weighted_centroid(contrast: Contrast) -> tuple[float, float] | None:
     if not total > 0:
         return None
     yy, xx = np.indices(weights.shape)
-    return float((weights * xx).sum() / total + contrast.x0), float(
-        (weights * yy).sum() / total + contrast.y0
-    )
+    x, y = float((weights * xx).sum() / total), float((weights * yy).sum() / total)
+    return x + contrast.x0, y + contrast.y0
 
 
 def intensity_centroid(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from samem.track.centroid import Contrast
+from samem.track.centroid import Contrast, weighted_centroid
 
 #: largest shift (px) searched around the intensity centroid
 REACH = 3
@@ -120,10 +120,6 @@ def _patch(image: np.ndarray, centre: tuple[float, float], half: int) -> np.ndar
 
 def _centre(template: np.ndarray) -> tuple[float, float]:
     """The template's contrast-weighted centre relative to its middle pixel (px)."""
-    weights = np.maximum(template, 0.0)
-    total = float(weights.sum())
-    if not total > 0:
-        return 0.0, 0.0
     half = template.shape[0] // 2
-    yy, xx = np.indices(weights.shape)
-    return float((weights * xx).sum() / total) - half, float((weights * yy).sum() / total) - half
+    found = weighted_centroid(Contrast(template, np.ones(template.shape, bool), -half, -half))
+    return found or (0.0, 0.0)
