@@ -7,4 +7,6 @@ packages ``samem.configs`` and ``samem.recipes``.
 
 from setuptools import find_packages, setup
 
-setup(packages=find_packages(include=["samem", "samem.*"]) + ["samem.configs", "samem.recipes"])
+DATA_PACKAGES = ["samem.configs", "samem.configs.model", "samem.configs.train", "samem.recipes"]
+
+setup(packages=find_packages(include=["samem", "samem.*"]) + DATA_PACKAGES)
