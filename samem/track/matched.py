@@ -80,15 +80,15 @@ class MatchedFilter:
         box_side
             Longest side of the object's prompt box (px); sets the template size when one starts.
         """
+        local = (start[0] - contrast.x0, start[1] - contrast.y0)  # crop px; templates align on it
         if self.template is None:
             half = max(2, round(self.half_width * box_side))
-            local = (start[0] - contrast.x0, start[1] - contrast.y0)
             if not _inside(contrast.image, local, half):
                 return start
             self.template, self.frames = _patch(contrast.image, local, half), 1
             return start
         half = self.template.shape[0] // 2
-        cx, cy = round(start[0] - contrast.x0), round(start[1] - contrast.y0)
+        cx, cy = round(local[0]), round(local[1])
         if not _inside(contrast.image, (cx, cy), half + REACH):
             return start
         score = cv2.matchTemplate(_patch(contrast.image, (cx, cy), half + REACH), self.template, cv2.TM_CCORR)
@@ -98,7 +98,6 @@ class MatchedFilter:
         found = (cx + ix - REACH + dx, cy + iy - REACH + dy)  # the template's middle, crop px
         centre = _centre(self.template)
         weight = max(1.0 / (self.frames + 1), self.rate)
-        local = (start[0] - contrast.x0, start[1] - contrast.y0)  # aligned on the intensity centroid
         self.template = (1 - weight) * self.template + weight * _patch(contrast.image, local, half)
         self.frames += 1
         return found[0] + centre[0] + contrast.x0, found[1] + centre[1] + contrast.y0

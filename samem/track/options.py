@@ -215,9 +215,7 @@ class TrackerOptions:
         if not 0 < self.matched_rate <= 1:
             raise SamemError(f"matched_rate {self.matched_rate} must be in (0, 1]")
         if not 0.2 <= self.matched_half <= 2:
-            raise SamemError(
-                f"matched_half {self.matched_half} must be from 0.2 to 2 (x sqrt of the mask area)"
-            )
+            raise SamemError(f"matched_half {self.matched_half} must be from 0.2 to 2 (of the box side)")
         if not 0.05 <= self.mask_threshold <= 0.95:
             raise SamemError(f"mask_threshold {self.mask_threshold} must be from 0.05 to 0.95")
         if not 0 <= self.denoise <= 0.5:

@@ -105,6 +105,12 @@ class _Object:
     stack: FrameStack | None = None  # past aligned windows (TrackerOptions.stack_frames)
     matched: MatchedFilter | None = None  # template of the particle (TrackerOptions.centroid "matched")
 
+    def clear_history(self) -> None:
+        """Forget the past frames' masks, windows and template (absent, or prompted again)."""
+        for history in (self.smoother, self.stack, self.matched):
+            if history is not None:
+                history.clear()
+
 
 class StreamingTracker:
     """Track prompted objects through an endless stream of frames with SAM 2 memory.
@@ -246,12 +252,12 @@ class StreamingTracker:
 
     def _prompt(self, obj_id, box: np.ndarray) -> None:
         centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        side = window_side(box, self._crop_px, self.options.context)
+        opts = self.options
+        side = window_side(box, self._crop_px, opts.context)
         obj = self._objects.get(obj_id)
         if obj is None:
-            smoother = MaskSmoother(self.options.smooth_frames, self.options.mask_threshold)
-            twin = self._new_memory() if self.options.mirror else None
-            opts = self.options
+            smoother = MaskSmoother(opts.smooth_frames, opts.mask_threshold)
+            twin = self._new_memory() if opts.mirror else None
             stack = FrameStack(opts.stack_frames) if opts.stack_frames > 1 else None
             matched = (
                 MatchedFilter(opts.matched_rate, opts.matched_half) if opts.centroid == "matched" else None
@@ -267,15 +273,11 @@ class StreamingTracker:
                 matched=matched,
             )
             return
-        if self.options.clear_memory_on_prompt:
+        if opts.clear_memory_on_prompt:
             obj.memory.clear_recent()
             if obj.twin is not None:
                 obj.twin.clear_recent()
-        obj.smoother.clear()
-        if obj.stack is not None:
-            obj.stack.clear()
-        if obj.matched is not None:
-            obj.matched.clear()
+        obj.clear_history()
         obj.side, obj.size, obj.centre, obj.last = side, box_side(box), centre, None
         obj.absent, obj.pending, obj.weak = False, 0, 0
 
@@ -414,11 +416,7 @@ class StreamingTracker:
             geometry = mask_geometry(mask) if window is None else window_mask_geometry(mask, window, shape)
         obj.absent = geometry is None
         if geometry is None:
-            obj.smoother.clear()
-            if obj.stack is not None:
-                obj.stack.clear()
-            if obj.matched is not None:
-                obj.matched.clear()
+            obj.clear_history()
             return None
         self._update_centre(obj, geometry[0], shape)  # the model's own mask steers the window
         return up, window, geometry
