@@ -33,6 +33,7 @@ shapes). JPEG (not in the three presets) would not be modelled.
     python bench/bench_crlb.py --videos 3 --json bench/crlb.json \
         --measured bench/accuracy_default.json
     python bench/bench_crlb.py --seeds tuning --videos 12 --presets medium thick
+    python bench/bench_crlb.py --from bench/crlb.json bench/crlb_tuning.json --plot docs/img/crlb.png
 
 Needs no video files: the scenes are rebuilt from the seeds (the same scenes
 ``bench_accuracy.py`` writes).
@@ -368,6 +369,50 @@ def check_efficiency(
     return out
 
 
+COLOURS = {"thin": "tab:blue", "medium": "tab:orange", "thick": "tab:red"}
+
+
+def plot_bounds(videos: list[dict], path: Path) -> None:
+    """Per particle: samem's centroid error against the bound on the same frames (log-log),
+    with the bound itself, twice the bound and each preset's target marked; held-out videos
+    (seeds below 2000) as dots, tuning videos as open circles."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
+
+    fig = Figure(figsize=(5.4, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    for p, colour in COLOURS.items():
+        for held_out in (True, False):
+            pts = [
+                (q["bound_tracked_frames_px"], q["tracked_px"])
+                for v in videos
+                if v["preset"] == p and (v["seed"] < 2000) == held_out
+                for q in v["particles"].values()
+                if np.isfinite(q.get("tracked_px", np.nan))
+                and np.isfinite(q.get("bound_tracked_frames_px", np.nan))
+            ]
+            if not pts:
+                continue
+            x, y = np.array(pts).T
+            label = f"{p}, {'held-out' if held_out else 'tuning'} ({len(pts)} particles)"
+            style = {"color": colour} if held_out else {"facecolors": "none", "edgecolors": colour}
+            ax.scatter(x, y, s=16, alpha=0.8, label=label, **style)
+        ax.axhline(TARGETS[p][1], color=colour, lw=0.8, ls=":")
+    line = np.array([0.1, 10.0])
+    ax.plot(line, line, color="k", lw=1.0, label="bound (no estimator below)")
+    ax.plot(line, 2 * line, color="0.5", lw=0.8, ls="--", label="2 x bound")
+    ax.set(xscale="log", yscale="log", xlim=(0.25, 8), ylim=(0.25, 400))
+    for axis, ticks in ((ax.xaxis, [0.3, 0.5, 1, 2, 3, 5]), (ax.yaxis, [0.3, 1, 3, 10, 30, 100, 300])):
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_locator(NullLocator())
+    ax.set_xlabel("Cramér–Rao bound on samem's frames (px, mean per particle)")
+    ax.set_ylabel("samem centroid error (px, mean per particle)")
+    ax.set_title("Positions against the noise floor (dotted: the targets)", fontsize=10)
+    ax.legend(fontsize=6.5, loc="upper left")
+    fig.savefig(path, dpi=150)
+
+
 def _px(v: float) -> str:
     return f"{v:.2f} px" if np.isfinite(v) else ""
 
@@ -396,6 +441,16 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path, help="write all numbers here")
     ap.add_argument(
+        "--plot", type=Path, help="figure of samem's errors against the bound (needs --runs or --from)"
+    )
+    ap.add_argument(
+        "--from",
+        dest="saved",
+        type=Path,
+        nargs="+",
+        help="instead of computing: only plot the videos of these --json files",
+    )
+    ap.add_argument(
         "--check",
         type=int,
         metavar="REPS",
@@ -403,6 +458,11 @@ def main() -> None:
         " (first video of each preset, frames 0 and 150)",
     )
     args = ap.parse_args()
+    if args.saved:
+        if not args.plot:
+            ap.error("--from only plots: give --plot")
+        plot_bounds([v for f in args.saved for v in json.loads(f.read_text())["videos"]], args.plot)
+        return
     if args.check:
         rows = []
         for p in args.presets:
@@ -453,6 +513,8 @@ def main() -> None:
                 f" | {_px(v['offline_px'])} | {_px(tracked)} | {_px(same)} | {ratio} | {target}"
                 f" | {bold}{_pct(v['d_rel_err_floor'])}{bold} | {d_target} |"
             )
+    if args.plot:
+        plot_bounds(videos, args.plot)
     if args.json:
         args.json.write_text(
             json.dumps(
