@@ -93,44 +93,47 @@ class Expected:
 
     def __init__(self, renderer: Renderer, t: int, n: int):
         self.r, self.t, self.n = renderer, t, n
-        img = renderer.imaging
-        self.bg, _ = img.background(t, float(renderer.flicker[t]))
-        self.keep = np.float32(1.0 - img.haze)
-        self.gain = img.params.imaging.level_8bit * 255.0 / img.background_mean  # ADU per electron
+        self.bg, _ = renderer.imaging.background(t, float(renderer.flicker[t]))
+        self.gain = renderer.imaging.adu_per_electron
 
     def patch(
         self, k: int, r0: int, c0: int, dx: float = 0.0, dy: float = 0.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Expected ADU on ``[r0:r0+n, c0:c0+n]`` with particle ``k`` moved by ``(dx, dy)``,
-        and the expected electrons there."""
+        and the expected electrons there (the renderer's own particle contrast and blur)."""
         r, n, t = self.r, self.n, self.t
         sc, img = r.scene, r.imaging
-        px = r.params.pixel_size_nm
-        local = np.ones((n, n), np.float32)
+        mods = []
         for j, shape in enumerate(sc.shapes):
-            x, y = sc.xy_px[t, j]
-            if j == k:
-                x, y = x + dx, y + dy
+            x, y = sc.xy_px[t, j] + ((dx, dy) if j == k else (0.0, 0.0))
             p = shape.render(x - c0, y - r0, sc.angle_rad[t, j], n, n, pad=r.pads[j])
             if p is not None:
-                local[p.rows, p.cols] *= img.modulation(p.thickness * px, bool(sc.dark[j]))
-        if img.blur_px >= 0.2:
-            local = gaussian_blur(local, img.blur_px)
-        lam = self.bg[r0 : r0 + n, c0 : c0 + n] * (1.0 + self.keep * (local - 1.0))
+                mods.append((p, img.modulation(p.thickness * r.params.pixel_size_nm, bool(sc.dark[j]))))
+        lam = self.bg[r0 : r0 + n, c0 : c0 + n].copy()
+        r._apply_particles(lam, mods)
         mtf = img.params.imaging.mtf_sigma_px
         out = gaussian_blur(lam, mtf, cv2.BORDER_REFLECT) if mtf > 0 else lam
         return self.gain * out.astype(np.float64), lam
 
 
+def window(shape, x: float, y: float, size: int, n: int) -> tuple[int, int] | None:
+    """Top-left ``(r0, c0)`` of the ``n`` px square around a particle at ``(x, y)``, or None when
+    the particle is not fully inside the ``size`` px field (``samem eval`` scores only those)."""
+    rad = shape.radius_px
+    if not (rad <= x <= size - 1 - rad and rad <= y <= size - 1 - rad):
+        return None
+    return int(np.clip(round(y) - n // 2, 0, size - n)), int(np.clip(round(x) - n // 2, 0, size - n))
+
+
+def _weighted(fa: np.ndarray, fb: np.ndarray, spectrum: np.ndarray) -> float:
+    """Noise-weighted inner product of two patches given by their Fourier transforms."""
+    return float(np.sum((np.conj(fa) * fb).real / spectrum)) / fa.size
+
+
 def fisher(d: list[np.ndarray], spectrum: np.ndarray) -> np.ndarray:
     """2 x 2 Fisher information from position derivatives ``d`` and the noise spectrum."""
     f = [np.fft.fft2(x) for x in d]
-    n2 = d[0].size
-    info = np.empty((2, 2))
-    for i in range(2):
-        for j in range(2):
-            info[i, j] = float(np.sum((np.conj(f[i]) * f[j]).real / spectrum)) / n2
-    return info
+    return np.array([[_weighted(fi, fj, spectrum) for fj in f] for fi in f])
 
 
 def mean_error(cov: np.ndarray) -> float:
@@ -171,13 +174,10 @@ def bound_video(job: tuple[str, int, int, int, int, int, list[Path]]) -> dict:
     for t in range(frames):
         exp = Expected(r, t, n)
         for k, shape in enumerate(sc.shapes):
-            x, y = sc.xy_px[t, k]
-            rad = shape.radius_px
-            if not (x - rad >= 0 and y - rad >= 0 and x + rad <= size - 1 and y + rad <= size - 1):
-                continue  # samem eval scores particles fully inside the field only
-            r0 = int(np.clip(round(y) - n // 2, 0, size - n))
-            c0 = int(np.clip(round(x) - n // 2, 0, size - n))
-            _, d, lam_edge = derivatives(exp, k, r0, c0)
+            origin = window(shape, *sc.xy_px[t, k], size, n)
+            if origin is None:
+                continue
+            _, d, lam_edge = derivatives(exp, k, *origin)
             infos[k][t] = fisher(d, a + lam_edge * b)
     d_floor = d_error_floor(r, infos)
     rows = {}
@@ -274,21 +274,6 @@ def d_error_floor(r: Renderer, infos: list[list], draws: int = DRAWS) -> dict[in
     return {pid: float(np.nanmean(v)) for pid, v in per.items()}
 
 
-def expected_frame(r: Renderer, t: int) -> np.ndarray:
-    """Expected electrons of frame ``t`` (what ``Renderer.frame`` hands to the detector)."""
-    sc, img = r.scene, r.imaging
-    size = r.params.size
-    mods = []
-    for k, shape in enumerate(sc.shapes):
-        x, y = sc.xy_px[t, k]
-        p = shape.render(x, y, sc.angle_rad[t, k], size, size, pad=r.pads[k])
-        if p is not None:
-            mods.append((p, img.modulation(p.thickness * r.params.pixel_size_nm, bool(sc.dark[k]))))
-    lam, _ = img.background(t, float(r.flicker[t]))
-    r._apply_particles(lam, mods)
-    return lam
-
-
 def derivatives(exp: Expected, k: int, r0: int, c0: int, x: float = 0.0, y: float = 0.0):
     """Expected patch (ADU) with particle ``k`` moved by ``(x, y)``, its x and y derivatives, and
     the expected electrons where the derivatives are (their squared-gradient-weighted mean)."""
@@ -313,10 +298,8 @@ def ml_fit(exp: Expected, k: int, r0: int, c0: int, obs: np.ndarray, spectrum: n
     for _ in range(iters):
         mu, d, _ = derivatives(exp, k, r0, c0, *theta)
         res = np.fft.fft2(obs - mu - level)
-        fd = [np.fft.fft2(x) for x in d]
-        h = np.array([[np.sum((np.conj(fi) * fj).real / spectrum) for fj in fd] for fi in fd])
-        g = np.array([np.sum((np.conj(fi) * res).real / spectrum) for fi in fd])
-        theta = np.clip(theta + np.linalg.solve(h, g), -15.0, 15.0)
+        g = np.array([_weighted(np.fft.fft2(x), res, spectrum) for x in d])
+        theta = np.clip(theta + np.linalg.solve(fisher(d, spectrum), g), -15.0, 15.0)
     return theta
 
 
@@ -331,14 +314,12 @@ def check_efficiency(
     rng = np.random.default_rng(seed + 11)
     out = []
     for t in times:
-        exp, lam = Expected(r, t, n), expected_frame(r, t)
+        exp, lam = Expected(r, t, n), r.expected(t)[0]
         for k, shape in enumerate(r.scene.shapes):
-            x, y = r.scene.xy_px[t, k]
-            rad = shape.radius_px
-            if not (rad <= x <= size - 1 - rad and rad <= y <= size - 1 - rad):
+            origin = window(shape, *r.scene.xy_px[t, k], size, n)
+            if origin is None:
                 continue
-            r0 = int(np.clip(round(y) - n // 2, 0, size - n))
-            c0 = int(np.clip(round(x) - n // 2, 0, size - n))
+            r0, c0 = origin
             _, d, lam_edge = derivatives(exp, k, r0, c0)
             spectrum = a + lam_edge * b
             bound = mean_error(np.linalg.inv(fisher(d, spectrum)))

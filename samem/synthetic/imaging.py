@@ -172,15 +172,22 @@ class Imaging:
             cv2.scaleAdd(self._upsample_corr(coarse), im.correlated_noise_e / self.corr_norm, e, dst=e)
         return self._digitise(e, shift)
 
+    @property
+    def adu_per_electron(self) -> float:
+        """Counts per electron of the output: the detector gain (uint16), or the scale that puts
+        the mean background at ``level_8bit`` of the 8-bit range (uint8)."""
+        im = self.params.imaging
+        return im.gain_adu_per_e if im.dtype == "uint16" else im.level_8bit * 255.0 / self.background_mean
+
     def _digitise(self, e: np.ndarray, shift: float = 0.0) -> np.ndarray:
         """Electrons (+ ``shift``) to uint8/uint16 counts, rounded and clipped; optional JPEG."""
         im = self.params.imaging
+        gain = self.adu_per_electron
         if im.dtype == "uint16":
-            e *= np.float32(im.gain_adu_per_e)
-            e += np.float32(im.offset_adu + im.gain_adu_per_e * shift)
+            e *= np.float32(gain)
+            e += np.float32(im.offset_adu + gain * shift)
             np.clip(e, 0, 65535, out=e)
             return np.rint(e, out=e).astype(np.uint16)
-        gain = im.level_8bit * 255.0 / self.background_mean
         cv2.max(e, -shift, dst=e)  # no negative electrons
         out = cv2.convertScaleAbs(e, alpha=gain, beta=gain * shift)  # rounds and saturates at 255
         if im.jpeg_quality is not None:

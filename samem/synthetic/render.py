@@ -89,23 +89,32 @@ class Renderer:
 
     def frame(self, t: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Render frame ``t``: (frame, labels, truth rows)."""
+        n = self.params.size
+        lam, lam_min, patches = self.expected(t)
+        labels = np.zeros((n, n), np.uint16)
+        for k, patch in enumerate(patches):
+            if patch is not None:
+                labels[patch.rows, patch.cols][patch.mask] = k + 1
+        frame = self.imaging.detect(lam, _rng(self.params.seed, 3, t), lam_min)
+        return frame, labels, self._rows(t, frame, labels, patches)
+
+    def expected(self, t: int) -> tuple[np.ndarray, float, list]:
+        """Expected electrons per pixel of frame ``t`` (what the detector gets), a lower bound
+        of them, and every particle's rendered patch (None where it is outside the frame)."""
         p, sc, img = self.params, self.scene, self.imaging
         n, px = p.size, p.pixel_size_nm
-        labels = np.zeros((n, n), np.uint16)
         patches, mods = [], []
         for k, shape in enumerate(sc.shapes):
             x, y = sc.xy_px[t, k]
             patch = shape.render(x, y, sc.angle_rad[t, k], n, n, pad=self.pads[k])
             patches.append(patch)
             if patch is not None:
-                labels[patch.rows, patch.cols][patch.mask] = k + 1
                 mods.append((patch, img.modulation(patch.thickness * px, bool(sc.dark[k]))))
         lam, lam_min = img.background(t, float(self.flicker[t]))
         self._apply_particles(lam, mods)
         darkest = min([float(m.min()) for _, m in mods] + [1.0])
         lam_min *= 1.0 - (1.0 - img.haze) * (1.0 - darkest)  # lower bound of lam after particles
-        frame = img.detect(lam, _rng(p.seed, 3, t), lam_min)
-        return frame, labels, self._rows(t, frame, labels, patches)
+        return lam, lam_min, patches
 
     def _apply_particles(self, lam: np.ndarray, mods) -> None:
         """Multiply particle contrast, blurred by beam broadening, into ``lam`` (in place).
