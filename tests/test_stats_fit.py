@@ -114,3 +114,53 @@ def test_too_few_lags_and_bad_config():
         compute_statistics(table(np.zeros((1, 2, 5))), 1.0, 1.0, {"fit": {"fraction": 2}})
     with pytest.raises(SamemError, match="unknown"):
         compute_statistics(table(np.zeros((1, 2, 5))), 1.0, 1.0, {"bogus": 1})
+
+
+def _repro_track():
+    """A plausible live track (``[seq, x_px, y_px]``, 0.5 nm/px, 0.05 s) whose fit once raised."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "data" / "msd_fit_nan_track.json").read_text())
+
+
+def test_degenerate_fit_is_unknown_with_a_reason_not_an_exception():
+    """Issue 23 (1): the free fit went to D -> 0 with a negative offset, the model covariance
+    became zero and least_squares raised 'array must not contain infs or NaNs'."""
+    import json
+
+    from samem.stats.live import LiveStats
+
+    live = LiveStats(pixel_size_nm=0.5, frame_interval_s=0.05)
+    for seq, x, y in _repro_track():
+        live.update(seq, {1: (x, y)})
+    st = live.statistics()  # raised before the fix
+    (row,) = st.summary["particles"]
+    json.dumps(st.summary, allow_nan=False)  # strict JSON: unknown values are null
+    # whatever could not be fitted is null and says why; what could be fitted is finite
+    for key in ("alpha", "D_alpha_nm2_s_alpha"):
+        assert row[key] is None or np.isfinite(row[key])
+    if not row["fit_ok"]:
+        assert row["message"]
+    assert row["alpha"] is None and "no reliable fit" in row["message"]
+    # the same track through the batch path agrees
+    tr = np.array(_repro_track())
+    df = pd.DataFrame({"frame": tr[:, 0].astype(int), "particle": 1, "x": tr[:, 1], "y": tr[:, 2]})
+    batch = compute_statistics(df, 0.5, 0.05).summary["particles"][0]
+    assert batch["fit_ok"] is False and "no reliable fit" in batch["message"]
+
+
+def test_fit_never_raises_on_degenerate_curves():
+    """Curves no model fits (negative, flat, huge, tiny) give ok=False with a message or a finite fit."""
+    lags = np.arange(1, 9)
+    curves = [
+        np.array([96.7, 206.2, 297.6, 455.9, 655.1, 1226.6, 1696.6, 1495.8]),
+        np.full(8, 1e-300),
+        np.full(8, 1e300),
+        np.array([5.0, -3.0, 4.0, -2.0, 6.0, -1.0, 3.0, 0.5]),
+        np.array([1e-12, 1e12, 1e-12, 1e12, 1e-12, 1e12, 1e-12, 1e12]),
+    ]
+    for y in curves:
+        for fixed in (None, 1.0):
+            f = fit_msd(lags, y, DT, 30, fixed_alpha=fixed)
+            assert (f.ok and np.isfinite(f.D)) or (not f.ok and f.message), (y, fixed, f)

@@ -104,3 +104,20 @@ def test_auto_prompt_averages_first_frames(video):
     assert s.process(0, video.frames[0]).objects == [] and s.process(1, video.frames[1]).objects == []
     r = s.process(2, video.frames[2])
     assert r.prompted and len(r.objects) == len(r.prompted)
+
+
+def test_failing_statistics_never_cost_the_frame(video, monkeypatch, caplog):
+    """Issue 23 (1): a statistics error is reported in the stats, the frame's results are kept."""
+    import samem.stats.summary as summary_mod
+
+    def broken(*a, **k):
+        raise ValueError("array must not contain infs or NaNs")
+
+    settings = load_settings(None, {"stats.every_frames": 2})
+    s = _session(video, settings=settings, boxes=(0, truth_boxes(video)))
+    s.process(0, video.frames[0])
+    monkeypatch.setattr(summary_mod, "statistics_from_sums", broken)
+    r = s.process(1, video.frames[1])
+    assert len(r.objects) == 3 and r.labels.max() > 0  # tracking results intact
+    assert "infs or NaNs" in r.stats["error"] and r.stats["n_particles"] == 3
+    assert any(rec.levelname == "WARNING" and "statistics" in rec.message for rec in caplog.records)

@@ -40,7 +40,9 @@ class MsdFit:
     """Result of one MSD fit (lengths in the MSD's unit, times in s).
 
     ``D`` is in length²/s^α (nm²/s when α = 1). ``ok`` is False (and values NaN) when
-    there were too few usable lags; ``message`` says why.
+    there were too few usable lags or the data admit no reliable fit (a degenerate model
+    covariance, a numerical failure); ``message`` says why. :func:`fit_msd` never raises
+    for such data.
     """
 
     D: float = np.nan
@@ -196,6 +198,37 @@ def _start(t, y, fixed_alpha):
     return np.array([D, alpha, off])
 
 
+class _NoFit(Exception):
+    """The data admit no reliable fit; the message says why."""
+
+
+def _usable_cov(c: np.ndarray, p) -> np.ndarray:
+    """``c`` if it is a usable covariance (finite, positive variances), else :class:`_NoFit`."""
+    c = np.asarray(c, dtype=float)
+    d = np.diag(c) if c.ndim == 2 else np.zeros(0)
+    if c.ndim != 2 or not np.all(np.isfinite(c)) or not np.all(d > 0):
+        raise _NoFit(
+            f"no reliable fit: the fitted model (D={p[0]:.3g}, alpha={p[1]:.3g}, offset={p[2]:.3g}) "
+            "predicts no positive MSD at some lags, so the MSD covariance and uncertainties are undefined"
+        )
+    return c
+
+
+def _passes(t, y, n_pairs, fixed_alpha, model_cov, iterate: bool, iterations: int):
+    """The weighted first pass and the covariance passes; raises :class:`_NoFit` when degenerate."""
+    p = _start(t, y, fixed_alpha)
+    if not np.all(np.isfinite(p)):
+        raise _NoFit("no reliable fit: no finite starting point (MSD values out of range)")
+    # first pass: independent points with variance ∝ MSD² / (number of pairs)
+    weights = np.diag(
+        (y**2) / (n_pairs if n_pairs is not None else np.maximum(1, len(y) - np.arange(len(y))))
+    )
+    p, pcov, chi2 = _gls(t, y, _usable_cov(weights, p), fixed_alpha, p)
+    for _ in range(max(1, iterations) if iterate else 1):
+        p, pcov, chi2 = _gls(t, y, _usable_cov(model_cov(p), p), fixed_alpha, p)
+    return p, pcov, chi2
+
+
 def fit_msd(
     lags,
     msd,
@@ -255,15 +288,16 @@ def fit_msd(
             return n_frames(lags, *p)
         return msd_covariance(lags, n_frames, p[0], p[1], p[2], dt, ndim=ndim, n_pairs=n_pairs)
 
-    p = _start(t, y, fixed_alpha)
-    # first pass: independent points with variance ∝ MSD² / (number of pairs)
-    weights = np.diag(
-        (y**2) / (n_pairs if n_pairs is not None else np.maximum(1, len(y) - np.arange(len(y))))
-    )
-    p, pcov, chi2 = _gls(t, y, weights, fixed_alpha, p)
-    for _ in range(max(1, iterations) if cov is None else 1):
-        p, pcov, chi2 = _gls(t, y, model_cov(p), fixed_alpha, p)
+    try:
+        with np.errstate(all="ignore"):
+            p, pcov, chi2 = _passes(t, y, n_pairs, fixed_alpha, model_cov, cov is None, iterations)
+    except _NoFit as exc:
+        return MsdFit(n_lags=len(lags), message=str(exc))
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # numerical breakdown
+        return MsdFit(n_lags=len(lags), message=f"no reliable fit: the fit failed numerically ({exc})")
     err = np.sqrt(np.maximum(np.diag(pcov), 0.0))
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(err)) and np.isfinite(chi2)):
+        return MsdFit(n_lags=len(lags), message="no reliable fit: non-finite estimates or uncertainties")
     dof = len(y) - n_par
     message = ""
     if fixed_alpha is None and not ALPHA_BOUNDS[0] + 1e-6 < p[1] < ALPHA_BOUNDS[1] - 1e-6:

@@ -126,6 +126,15 @@ def _clean(v):
     return str(v)
 
 
+def _guarded(fit, *args) -> tuple[MsdFit, MsdFit]:
+    """``fit(*args)``, or two not-ok fits saying why: one statistic never stops the others."""
+    try:
+        return fit(*args)
+    except Exception as exc:  # a numerical corner case: unknown with a reason, never an exception
+        why = MsdFit(message=f"no reliable fit: {type(exc).__name__}: {str(exc)[:160]}")
+        return why, MsdFit(message=why.message)
+
+
 def _fit_particle(lags, y, n, span, dt) -> tuple[MsdFit, MsdFit]:
     free = fit_msd(lags, y, dt, span, n_pairs=n)
     if free.ok:
@@ -153,7 +162,7 @@ def _particle_rows(sums: LagSums, msd: np.ndarray, dt: float, cfg: dict) -> pd.D
         }
         if span >= int(cfg["min_track_frames"]):
             lags = select_lags(span, sums.max_lag, **fcfg)
-            brown, free = _fit_particle(lags, msd[p, lags - 1], sums.n[p, lags - 1], span, dt)
+            brown, free = _guarded(_fit_particle, lags, msd[p, lags - 1], sums.n[p, lags - 1], span, dt)
         else:
             brown = free = MsdFit(message=f"track spans {span} frames < min_track_frames")
         row.update(_fit_columns(brown, free))
@@ -277,7 +286,7 @@ def statistics_from_sums(
     msd = particle_msd(sums, scale)
     particles = _particle_rows(sums, msd, dt, cfg)
     ens = ensemble_from_sums(sums, scale)
-    brown, free = _ensemble_fit(sums, scale, ens, cfg)
+    brown, free = _guarded(_ensemble_fit, sums, scale, ens, cfg)
     lag_ids = np.arange(1, sums.max_lag + 1)
     has = sums.n > 0
     pi, li = np.nonzero(has)

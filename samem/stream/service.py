@@ -281,16 +281,20 @@ class Service:
         if session is None:
             return
         self.last_processing_fps = session.processing_fps
-        stats = None
+        stats, error = None, None
         try:
             if session.live.particles:
                 stats = session.statistics()
+        except Exception as exc:  # the recording and the final message must still happen
+            error = f"statistics could not be computed ({type(exc).__name__}: {str(exc)[:200]})"
+            log.warning("series %s: %s", why, error)
         finally:
             if recorder is not None:
                 recorder.close(stats_writer=(lambda f: write_stats(f, stats)) if stats is not None else None)
                 log.info("recording closed: %s (%d frames)", recorder.path, recorder.frames_written)
-        if stats is not None:  # published after the recording is closed: a consumer may open it now
-            final = {**stats.summary, "calibrated": session.calibrated}
+        if stats is not None or error is not None:  # after the recording is closed: it may be opened now
+            final = {**(stats.summary if stats is not None else {"error": error})}
+            final["calibrated"] = session.calibrated
             self.publisher.send("stats", {"seq": session.last_seq, "final": True, "reason": why, **final})
 
     # ------------------------------------------------------------------ control

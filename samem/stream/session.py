@@ -273,7 +273,7 @@ class Session:
         feedback = self.feedback.on_frame(seq, {o["id"]: o for o in objects}, frame, labels)
         stats = None
         if self.frames_processed % self.stats_every == 0 and self.live.particles:
-            stats = self.summary()
+            stats = self.safe_summary()
         elapsed = time.perf_counter() - t0
         self._times.append(elapsed)
         return FrameResult(
@@ -322,6 +322,22 @@ class Session:
         1 s were used.
         """
         return {**self.statistics().summary, "calibrated": self.calibrated}
+
+    def safe_summary(self) -> dict[str, Any]:
+        """:meth:`summary`, or ``{"error": reason, "calibrated": ...}`` when it cannot be computed.
+
+        Statistics never cost a frame's tracking results: a failure here is logged at WARNING
+        and reported in the summary instead of raised.
+        """
+        try:
+            return self.summary()
+        except Exception as exc:  # a statistics bug must not lose the frame (issue 23)
+            log.warning("statistics could not be computed: %s: %s", type(exc).__name__, exc)
+            return {
+                "error": f"statistics could not be computed ({type(exc).__name__}: {str(exc)[:200]})",
+                "n_particles": len(self.live.particles),
+                "calibrated": self.calibrated,
+            }
 
     def table(self) -> pd.DataFrame:
         """Whole trajectory table (only with ``keep_table``)."""
