@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,15 +51,33 @@ class Command:
     ids: list[int] = field(default_factory=list)
 
 
+#: the one accepted spelling of an id given as a string: ASCII digits, no sign, no leading zero
+_CANONICAL_ID = re.compile(r"[1-9][0-9]{0,4}")
+ID_RULE = (
+    f"an integer 1..{MAX_OBJECT_ID} (a JSON number, or a string of ASCII digits "
+    "without sign or leading zeros)"
+)
+
+
 def parse_object_id(value: Any) -> int | None:
-    """An object id (1..65535) from an int or a decimal string, else None."""
+    """An object id (1..65535) from a JSON integer or its canonical decimal string, else None.
+
+    Strings must be ASCII digits without sign, spaces or leading zeros (``"41"``, not
+    ``"0041"``, ``"+41"`` or ``"٤١"``), so that two spellings never name the same object.
+    """
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) <= 6:
+    if isinstance(value, str):
+        if _CANONICAL_ID.fullmatch(value) is None:
+            return None
         value = int(value)
     if isinstance(value, int) and 1 <= value <= MAX_OBJECT_ID:
         return value
     return None
+
+
+def _bad_id(value: Any, where: str) -> str:
+    return f"{where} {value!r:.40} is not a valid object id: ids are {ID_RULE}"
 
 
 def parse_boxes(boxes: Any) -> dict[int, tuple[float, float, float, float]] | str:
@@ -72,7 +91,7 @@ def parse_boxes(boxes: Any) -> dict[int, tuple[float, float, float, float]] | st
     for key, box in boxes.items():
         oid = parse_object_id(key)
         if oid is None:
-            return f"object id {key!r:.40} must be an integer 1..{MAX_OBJECT_ID}"
+            return _bad_id(key, "object id")
         if (
             not isinstance(box, list)
             or len(box) != 4
@@ -88,6 +107,25 @@ def parse_boxes(boxes: Any) -> dict[int, tuple[float, float, float, float]] | st
     return out
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a key given twice (JSON would keep the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"key {key!r:.40} given twice in one object")
+        out[key] = value
+    return out
+
+
+def loads_strict(text: str) -> Any:
+    """JSON without NaN/Infinity and without repeated keys (:class:`ValueError` otherwise)."""
+    return json.loads(text, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+
+
 def _no_constants(name: str):
     raise ValueError(f"{name} is not JSON")
 
@@ -97,9 +135,11 @@ def parse_command(raw: bytes) -> Command | str:
     if len(raw) > MAX_COMMAND_BYTES:
         return f"command larger than {MAX_COMMAND_BYTES} bytes"
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return "command is not UTF-8 JSON"
+        obj = loads_strict(raw.decode("utf-8"))
+    except _DuplicateKey as exc:
+        return f"command is ambiguous: {exc}"
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return f"command is not UTF-8 JSON ({str(exc)[:80]})"
     if not isinstance(obj, dict):
         return "command must be a JSON object with a 'cmd' key"
     cmd = obj.get("cmd")
@@ -116,9 +156,14 @@ def parse_command(raw: bytes) -> Command | str:
         ids = obj.get("ids")
         if not isinstance(ids, list) or not ids:
             return "remove needs ids: a non-empty list of object ids"
-        parsed = [parse_object_id(i) for i in ids]
-        if None in parsed:
-            return f"remove: ids must be integers 1..{MAX_OBJECT_ID}, got {ids!r:.60}"
+        parsed: list[int] = []
+        for i in ids:
+            oid = parse_object_id(i)
+            if oid is None:
+                return "remove: " + _bad_id(i, "id")
+            if oid in parsed:
+                return f"remove: id {oid} listed twice"
+            parsed.append(oid)
         return Command(cmd, ids=parsed)
     return Command(cmd)
 
@@ -143,10 +188,12 @@ def load_boxes_file(path: str | Path) -> tuple[int, dict[int, tuple[float, float
     """
     p = Path(path)
     try:
-        obj = json.loads(p.read_text())
+        obj = loads_strict(p.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SamemError(f"{p}: cannot read boxes file ({exc.strerror or exc})") from None
-    except ValueError as exc:
+    except _DuplicateKey as exc:
+        raise SamemError(f"{p}: {exc}") from None
+    except (ValueError, RecursionError) as exc:
         raise SamemError(f"{p}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict) or "boxes" not in obj:
         raise SamemError(f'{p}: expected {{"frame": 0, "boxes": {{"1": [x0, y0, x1, y1], ...}}}}')
