@@ -121,3 +121,32 @@ def test_failing_statistics_never_cost_the_frame(video, monkeypatch, caplog):
     assert len(r.objects) == 3 and r.labels.max() > 0  # tracking results intact
     assert "infs or NaNs" in r.stats["error"] and r.stats["n_particles"] == 3
     assert any(rec.levelname == "WARNING" and "statistics" in rec.message for rec in caplog.records)
+
+
+def test_object_limits_per_prompt_and_in_total(video, tmp_path):
+    """Issue 23 (2): hundreds of boxes were accepted; per-frame time grew to seconds."""
+    settings = load_settings(None, {"prompts.max_per_prompt": 4, "prompts.max_objects": 6})
+    s = _session(video, settings=settings)
+    box = (1.0, 1.0, 9.0, 9.0)
+    with pytest.raises(SamemError, match=r"holds 5 boxes; at most 4 .*prompts.max_per_prompt"):
+        s.prompt({i: box for i in range(1, 6)})
+    s.prompt({i: box for i in range(1, 5)})
+    s.process(0, video.frames[0])
+    s.prompt({1: box, 2: box, 5: box})  # corrections of tracked ids do not count twice
+    with pytest.raises(SamemError, match=r"would make 7 objects; at most 6 .*prompts.max_objects"):
+        s.prompt({6: box, 7: box})
+    assert s._pending == {1: box, 2: box, 5: box}  # the refused prompt changed nothing
+    with pytest.raises(SamemError, match="the boxes file holds 5 boxes"):
+        _session(video, settings=settings, boxes=(0, {i: box for i in range(1, 6)}))
+    defaults = _session(video)
+    with pytest.raises(SamemError, match="max_per_prompt"):
+        defaults.prompt({i: box for i in range(1, 201)})
+    with pytest.raises(SamemError, match="prompts.max_objects must be"):
+        load_settings(None, {"prompts.max_objects": 0})
+
+
+def test_auto_prompt_respects_the_object_limit(video):
+    settings = load_settings(None, {"prompts.max_objects": 2})
+    s = _session(video, settings=settings, auto_prompt=True)
+    r = s.process(0, video.frames[0])
+    assert len(r.prompted) == 2 and len(r.objects) == 2

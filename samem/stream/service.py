@@ -86,6 +86,14 @@ class Service:
         self.tracker_factory = tracker_factory
         self.model_name = model_name
         self.boxes = boxes
+        prompts = settings["prompts"]
+        self.max_per_prompt = int(prompts["max_per_prompt"])
+        if boxes is not None and len(boxes[1]) > min(self.max_per_prompt, prompts["max_objects"]):
+            raise SamemError(
+                f"the boxes file holds {len(boxes[1])} boxes; at most "
+                f"{min(self.max_per_prompt, prompts['max_objects'])} are allowed "
+                "(settings prompts.max_per_prompt and prompts.max_objects)"
+            )
         self.auto_prompt = bool(settings["prompts"]["auto"])
         rec = settings["recording"]["file"]
         self.record_path = Path(rec) if rec else None
@@ -308,6 +316,12 @@ class Service:
         if cmd.cmd == "shutdown":
             self.stop()
             return reply(True, message="shutting down")
+        if cmd.cmd == "prompt" and len(cmd.boxes) > self.max_per_prompt:  # refused without waiting
+            return reply(
+                False,
+                error=f"a prompt holds {len(cmd.boxes)} boxes; at most {self.max_per_prompt} are allowed "
+                "per prompt (setting prompts.max_per_prompt)",
+            )
         future: Future = Future()
         self._commands.put((cmd, future))
         try:

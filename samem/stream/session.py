@@ -126,6 +126,10 @@ class Session:
         px, dt = (pixel_size_nm, frame_interval_s) if self.calibrated else (1.0, 1.0)
         if not self.calibrated:
             log.warning("pixel size or frame interval unknown: statistics are in pixels and frames")
+        self.max_per_prompt = int(settings["prompts"]["max_per_prompt"])
+        self.max_objects = int(settings["prompts"]["max_objects"])
+        if boxes is not None:
+            self.check_prompt_size(len(boxes[1]), "the boxes file")
         self.stats_every = int(settings["stats"]["every_frames"])
         self.stats_cfg = load_config(settings["stats"]["config"])
         self.auto_cfg = autoprompt.settings(settings["autoprompt"])
@@ -153,12 +157,40 @@ class Session:
             if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
                 raise SamemError(f"box {[x0, y0, x1, y1]} of object {oid} is outside the {w} x {h} frame")
 
+    def check_prompt_size(self, n_boxes: int, what: str = "a prompt") -> None:
+        """Raise :class:`SamemError` if ``n_boxes`` exceed ``prompts.max_per_prompt`` or ``max_objects``."""
+        if n_boxes > self.max_per_prompt:
+            raise SamemError(
+                f"{what} holds {n_boxes} boxes; at most {self.max_per_prompt} are allowed per prompt "
+                "(setting prompts.max_per_prompt)"
+            )
+        if n_boxes > self.max_objects:
+            raise SamemError(
+                f"{what} holds {n_boxes} boxes; at most {self.max_objects} objects are tracked at once "
+                "(setting prompts.max_objects)"
+            )
+
+    @property
+    def room(self) -> int:
+        """How many more objects may be added (``prompts.max_objects`` less tracked and pending)."""
+        return self.max_objects - len(set(self.object_ids) | set(self._pending))
+
     def prompt(self, boxes: Mapping[int, Box]) -> None:
         """Add or correct objects on the next processed frame (boxes in px).
 
         An id whose track was removed or reset in this series is refused: its new particle
-        would be joined to the old trajectory and its statistics.
+        would be joined to the old trajectory and its statistics. More boxes than
+        ``prompts.max_per_prompt``, or more objects in all than ``prompts.max_objects``, are
+        refused (nothing is applied).
         """
+        self.check_prompt_size(len(boxes))
+        current = set(self.object_ids) | set(self._pending)
+        total = len(current | {int(k) for k in boxes})
+        if total > self.max_objects:
+            raise SamemError(
+                f"this prompt would make {total} objects; at most {self.max_objects} are tracked at once "
+                f"(setting prompts.max_objects; {len(current)} tracked or pending): remove some first"
+            )
         self.check_boxes(boxes)
         reused = sorted(int(k) for k in boxes if int(k) in self._ended)
         if reused:
@@ -218,6 +250,14 @@ class Session:
             if not found:
                 log.info("auto-prompt found no particle; trying again on the next frames")
                 return
+            limit = min(self.max_per_prompt, self.room)
+            if len(found) > limit:
+                log.warning(
+                    "auto-prompt found %d particles; tracking the %d strongest (prompts limits)",
+                    len(found),
+                    limit,
+                )
+                found = found[:limit]
             self.prompt({self._next_id + i: d.box for i, d in enumerate(found)})
             log.info("auto-prompt: %d particles", len(found))
             return
@@ -228,7 +268,7 @@ class Session:
             new = autoprompt.new_detections(
                 autoprompt.detect(frame, cfg), tracked, boxes, cfg["min_distance_px"]
             )
-            room = int(cfg["max_objects"]) - len(self.object_ids)
+            room = min(int(cfg["max_objects"]) - len(self.object_ids), self.room, self.max_per_prompt)
             new = new[: max(room, 0)]
             if new:
                 self.prompt({self._next_id + i: d.box for i, d in enumerate(new)})

@@ -116,6 +116,10 @@ def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] |
         raise SamemError("ingest.queue_frames must be at least 1")
     if config["recording"]["flush_every"] < 1:
         raise SamemError("recording.flush_every must be at least 1")
+    for key in ("max_per_prompt", "max_objects"):
+        value = config["prompts"][key]
+        if not 1 <= value <= 65535:
+            raise SamemError(f"prompts.{key} must be an integer 1..65535, got {value!r}")
     if config["stats"]["every_frames"] < 1:
         raise SamemError("stats.every_frames must be at least 1")
     from samem.stats.summary import load_config

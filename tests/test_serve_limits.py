@@ -1,0 +1,102 @@
+"""Limits of the live service under hostile or careless clients (issue 23)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from test_serve_service import Running, _settings
+
+SHAPE = (64, 64)
+
+
+@dataclass(frozen=True)
+class _Absent:
+    mask: np.ndarray
+    score: float = 0.0
+    present: bool = False
+    centroid: tuple = (np.nan, np.nan)
+    bbox: tuple | None = None
+    iou: float = 0.0
+
+
+class SlowTracker:
+    """StreamingTracker stand-in whose every frame costs ``per_object_s`` per object."""
+
+    def __init__(self, per_object_s: float):
+        self.per_object_s = per_object_s
+        self._ids: set[int] = set()
+        self._mask = np.zeros(SHAPE, bool)
+
+    @property
+    def object_ids(self):
+        return sorted(self._ids)
+
+    def reset(self):
+        self._ids.clear()
+
+    def remove(self, oid):
+        self._ids.discard(oid)
+
+    def start(self, frame, boxes):
+        self.reset()
+        return self.step(frame, boxes)
+
+    def step(self, frame, prompts=None):
+        self._ids.update(prompts or {})
+        time.sleep(self.per_object_s * len(self._ids))
+        return {i: _Absent(self._mask) for i in self._ids}
+
+
+def _boxes(ids):
+    return {str(i): [1, 1, 9, 9] for i in ids}
+
+
+def test_too_many_objects_refused_and_a_full_legal_prompt_drops_frames_not_stalls():
+    """Issue 23 (2): 183 boxes took 3 s per frame and a reset 7.8 s; now the count is capped and
+    the largest legal prompt makes the service drop frames while control stays responsive."""
+    settings = _settings(
+        **{
+            "prompts.max_per_prompt": 16,
+            "prompts.max_objects": 16,
+            "ingest.queue_frames": 3,
+            "stats.every_frames": 10_000,
+        }
+    )
+    run = Running(settings, lambda: SlowTracker(per_object_s=0.01))  # 16 objects: 0.16 s per frame
+    frame = np.zeros(SHAPE, np.uint8)
+    try:
+        with run.sender(queue_frames=1000) as tx:
+            tx.start(SHAPE, "uint8", 1.0, 0.05)
+            tx.send(frame, seq=0)
+            run.collect(lambda t, p: t == "frame" and p["seq"] == 0)
+            t0 = time.monotonic()
+            big = run.command({"cmd": "prompt", "boxes": _boxes(range(1, 201))})
+            assert time.monotonic() - t0 < 1.0  # refused at once, not after the processing thread
+            assert not big["ok"] and "200 boxes" in big["error"] and "max_per_prompt" in big["error"]
+            assert run.command({"cmd": "prompt", "boxes": _boxes(range(1, 17))})["ok"]
+            over = run.command({"cmd": "prompt", "boxes": _boxes([17])})
+            assert not over["ok"] and "max_objects" in over["error"]
+            for seq in range(1, 61):  # as fast as possible: far more than 6 frames/s
+                tx.send(frame, seq=seq)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            status = run.command({"cmd": "status"})
+            assert time.monotonic() - t0 < 0.5 and status["objects"] == list(range(1, 17))
+            t0 = time.monotonic()
+            assert run.command({"cmd": "reset"})["ok"]
+            assert time.monotonic() - t0 < 2.0  # one frame's work at most, not seconds per object
+            tx.end()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                status = run.command({"cmd": "status"})
+                if status["frames_processed"] + status["frames_dropped"] == 61 and status["series"] is None:
+                    break
+                time.sleep(0.1)
+    finally:
+        run.close()
+    assert status["frames_received"] == 61
+    assert status["frames_dropped"] > 0
+    assert status["frames_processed"] + status["frames_dropped"] == 61
+    assert run.service.queue.high_water <= 3
