@@ -100,3 +100,60 @@ def test_too_many_objects_refused_and_a_full_legal_prompt_drops_frames_not_stall
     assert status["frames_dropped"] > 0
     assert status["frames_processed"] + status["frames_dropped"] == 61
     assert run.service.queue.high_water <= 3
+
+
+def test_receive_keeps_two_parts_and_counts_the_whole_message():
+    """Issue 23 (3): the receiver keeps at most two parts and totals every part's bytes."""
+    import zmq
+
+    from samem.stream.ingest import receive
+
+    ctx = zmq.Context()
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    try:
+        pull.bind("inproc://parts")
+        push.connect("inproc://parts")
+        push.send_multipart([b"{}"] + [b"x" * 1000] * 50)
+        parts, n, total = receive(pull)
+        assert len(parts) == 2 and n == 51 and total == 2 + 50 * 1000
+    finally:
+        pull.close(0)
+        push.close(0)
+        ctx.term()
+
+
+def test_many_part_message_and_oversized_part_are_refused_and_counted():
+    """Issue 23 (3): a message of many parts, each under the cap, is one `parts` rejection that
+    names its size; a part over the per-part cap (ZeroMQ's MAXMSGSIZE) drops the connection
+    before it is buffered; the service keeps serving."""
+    import zmq
+
+    from samem.stream.service import part_size_cap
+
+    cap = 2**20
+    settings = _settings(**{"ingest.max_frame_bytes": cap, "ingest.policy": "block"})
+    assert part_size_cap(settings["ingest"]) == 2 * cap  # hard_limit_factor x the largest legal part
+    run = Running(settings, lambda: SlowTracker(per_object_s=0.0))
+    frame = np.zeros(SHAPE, np.uint8)
+    try:
+        push = run.ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(run.endpoints["ingest"])
+        part = b"\0" * (cap - 100)
+        push.send_multipart([b'{"type": "end"}'] + [part] * 30)  # 30 MiB in 31 parts
+        msgs = run.collect(
+            lambda t, p: t == "feedback" and any(e.get("reason") == "parts" for e in p["events"])
+        )
+        (event,) = [e for e in msgs[-1][1]["events"] if e.get("reason") == "parts"]
+        assert f"got 31 ({15 + 30 * (cap - 100)} bytes in all)" in event["detail"]
+        push.send_multipart([b'{"type": "end"}', b"\0" * (2 * cap + 1)])  # over ZeroMQ's part cap
+        push.close(0)
+        with run.sender() as tx:  # the service still serves (a fresh connection)
+            tx.start(SHAPE, "uint8", 1.0, 0.05)
+            tx.send(frame, seq=0)
+            run.collect(lambda t, p: t == "frame" and p["seq"] == 0)
+        status = run.command({"cmd": "status"})
+    finally:
+        run.close()
+    assert status["rejected_by_reason"] == {"parts": 1}  # the oversized part never reached the parser
+    assert status["frames_processed"] == 1

@@ -23,8 +23,9 @@ from samem.stream.sockets import Publisher
 
 log = logging.getLogger(__name__)
 
-#: message parts kept per message; the rest of a longer message is read and discarded
-MAX_PARTS = 3
+#: message parts kept per message (a legal message has 1 or 2); the rest of a longer message is
+#: read, counted and released at once
+MAX_PARTS = 2
 
 
 @dataclass
@@ -48,16 +49,23 @@ class Queued:
     received_s: float
 
 
-def receive(sock: zmq.Socket) -> tuple[list, int]:
-    """One multipart message: its first :data:`MAX_PARTS` parts (zero-copy) and its part count."""
+def receive(sock: zmq.Socket) -> tuple[list, int, int]:
+    """One multipart message: its first :data:`MAX_PARTS` parts (zero-copy), its part count
+    and its total size in bytes (a running total over every part).
+
+    ZeroMQ hands a multipart message over only once all its parts have arrived (it caps each
+    part at ``MAXMSGSIZE`` but not their number); parts beyond :data:`MAX_PARTS` are released
+    as soon as they are counted, so the service itself never holds more than two parts.
+    """
     frame = sock.recv(copy=False)
-    parts, n = [frame], 1
+    parts, n, total = [frame], 1, len(frame)
     while frame.more:
         frame = sock.recv(copy=False)
         n += 1
+        total += len(frame)
         if n <= MAX_PARTS:
             parts.append(frame)
-    return parts, n
+    return parts, n, total
 
 
 class IngestThread(threading.Thread):
@@ -98,8 +106,8 @@ class IngestThread(threading.Thread):
             while not self.stop.is_set():
                 if not poller.poll(100):
                     continue
-                parts, n = receive(self.sock)
-                self.handle(self.parser.parse(parts, n_parts=n))
+                parts, n, total = receive(self.sock)
+                self.handle(self.parser.parse(parts, n_parts=n, total_bytes=total))
         finally:
             self.sock.close(0)
 

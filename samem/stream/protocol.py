@@ -214,7 +214,7 @@ class IngestParser:
         self.series: SeriesStart | None = None
         self.last_seq: int | None = None
 
-    def parse(self, parts: Sequence, n_parts: int | None = None) -> Message:
+    def parse(self, parts: Sequence, n_parts: int | None = None, total_bytes: int | None = None) -> Message:
         """Validate one multipart message.
 
         Parameters
@@ -223,6 +223,8 @@ class IngestParser:
             The message parts (``bytes``, ``memoryview`` or ``zmq.Frame``).
         n_parts : int, optional
             True part count when the receiver stored only the first few parts.
+        total_bytes : int, optional
+            Size of the whole message when the receiver stored only the first few parts.
 
         Returns
         -------
@@ -230,13 +232,18 @@ class IngestParser:
             Never raises for malformed input.
         """
         try:
-            return self._parse(parts, len(parts) if n_parts is None else n_parts)
+            n = len(parts) if n_parts is None else n_parts
+            total = sum(_nbytes(p) for p in parts) if total_bytes is None else total_bytes
+            return self._parse(parts, n, total)
         except _Bad as bad:
             return Rejected(bad.reason, bad.detail, bad.seq)
 
-    def _parse(self, parts: Sequence, n: int) -> Message:
+    def _parse(self, parts: Sequence, n: int, total: int) -> Message:
         if n < 1 or n > 2 or len(parts) < n:
-            raise _Bad("parts", f"expected 1 or 2 message parts, got {n}")
+            raise _Bad("parts", f"expected 1 or 2 message parts, got {n} ({total} bytes in all)")
+        whole = self.limits.max_header_bytes + self.limits.max_frame_bytes
+        if total > whole:
+            raise _Bad("oversized", f"message of {total} bytes exceeds header + frame caps ({whole})")
         cap = self.limits.max_frame_bytes
         if n == 2 and _nbytes(parts[1]) > cap:
             raise _Bad("oversized", f"payload of {_nbytes(parts[1])} bytes exceeds {cap}")

@@ -57,6 +57,18 @@ def series_path(path: Path, index: int) -> Path:
     return path if index == 1 else path.with_name(f"{path.stem}-{index}{path.suffix}")
 
 
+def part_size_cap(ingest: Mapping[str, Any]) -> int:
+    """ZeroMQ's per-part limit (``MAXMSGSIZE``) on the ingest socket, bytes.
+
+    ``hard_limit_factor`` x the largest legal part (header or frame payload): a part up to
+    that size is received and rejected as ``oversized`` by the parser; a larger one makes
+    ZeroMQ drop the connection before the part is buffered. ZeroMQ has no cap on the number
+    of parts: a message is buffered whole before it is delivered (docs/protocol.md).
+    """
+    largest = max(int(ingest["max_frame_bytes"]), int(ingest["max_header_bytes"]))
+    return max(1, int(ingest["hard_limit_factor"] * largest))
+
+
 class Service:
     """The live tracking service.
 
@@ -121,7 +133,7 @@ class Service:
         socks = self.settings["sockets"]
         ing = self.settings["ingest"]
         self.factory = SocketFactory(socks, self._context)
-        hard_cap = int(ing["hard_limit_factor"] * ing["max_frame_bytes"]) + ing["max_header_bytes"]
+        hard_cap = part_size_cap(ing)
         bound: list[zmq.Socket] = []
         try:
             for name, kind, options in (

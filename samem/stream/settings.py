@@ -114,6 +114,10 @@ def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] |
         )
     if config["ingest"]["queue_frames"] < 1:
         raise SamemError("ingest.queue_frames must be at least 1")
+    if config["ingest"]["hard_limit_factor"] < 1:
+        raise SamemError(
+            f"ingest.hard_limit_factor must be at least 1, got {config['ingest']['hard_limit_factor']!r}"
+        )
     if config["recording"]["flush_every"] < 1:
         raise SamemError("recording.flush_every must be at least 1")
     for key in ("max_per_prompt", "max_objects"):
