@@ -5,9 +5,17 @@ Examples::
     samem synth out/thick.h5 --preset thick --frames 200 --seed 3
     samem synth out/ds --format folder --preset thin --particles 6 --thickness-nm 20
     samem synth out/custom.h5 --recipe my_recipe.yaml --dose-e-A2 0.3 --shapes sphere=1,rod=2
+    samem synth out/pinned.h5 --recipe ctrw --wait-exponent 0.4 0.6
+    samem synth out/real.h5 --tracks AuNRs_300.mat --tracks-pixel-size-nm 1 --particles 3
 
 Every parameter of :class:`samem.synthetic.SynthParams` is an option (``--thickness-nm``,
 ``--D-nm2-s LO HI``, ...); given options override the preset or recipe.
+
+With ``--tracks FILE`` the particles move exactly as the trajectories in FILE
+(:mod:`samem.synthetic.tracks`). Unless given: ``--frames`` is the most frames the chosen
+tracks all cover, ``--particles`` the preset's count (at most the number of tracks, or
+the number of ``--track-ids``), the source units the file's own (else the video's), and
+the stage does not drift.
 """
 
 from __future__ import annotations
@@ -33,6 +41,15 @@ _CHOICES = {
     "boundary": ("open", "reflect"),
     "dtype": ("uint8", "uint16"),
     "shot_noise": ("auto", "poisson", "gaussian"),
+    "tracks_place": ("random", "centre", "keep"),
+}
+
+#: parameters that may be None (``none`` on the command line), with the type of other values
+_NONE_OK = {
+    "jpeg_quality": int,
+    "wait_max_s": float,
+    "tracks_pixel_size_nm": float,
+    "tracks_frame_interval_s": float,
 }
 
 
@@ -61,8 +78,12 @@ def _weights(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(f"expected name=weight,name=weight, got {text!r}") from None
 
 
-def _int_or_none(text: str):
-    return None if text.lower() in ("none", "null", "off") else int(text)
+def _or_none(kind):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "off") else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error message
+    return parse
 
 
 def _add_field(group, f, helptext: str) -> None:
@@ -75,8 +96,12 @@ def _add_field(group, f, helptext: str) -> None:
         group.add_argument(opt, nargs=len(default), type=float, metavar=("LO", "HI")[: len(default)], **kw)
     elif isinstance(default, dict):
         group.add_argument(opt, type=_weights, metavar="NAME=W,...", **kw)
-    elif f.name == "jpeg_quality":
-        group.add_argument(opt, type=_int_or_none, metavar="Q|none", **kw)
+    elif f.name in _NONE_OK:
+        group.add_argument(opt, type=_or_none(_NONE_OK[f.name]), metavar="X|none", **kw)
+    elif f.name == "tracks_file":
+        group.add_argument("--tracks", opt, metavar="FILE", **kw)
+    elif f.name == "track_ids":
+        group.add_argument(opt, nargs="+", type=int, metavar="ID", **kw)
     elif isinstance(default, (int, float)):
         group.add_argument(opt, type=type(default), metavar="X", **kw)
     else:
@@ -158,6 +183,13 @@ def summary(video_params, particles, snr: np.ndarray, out: Path, seconds: float)
         )
     else:
         lines.append("  SNR: no particle fully inside any frame")
+    m = p.motion
+    if m.tracks_file is not None and "source_track" in particles:
+        lines.append(
+            f"  tracks from {m.tracks_file} ({m.tracks_pixel_size_nm:g} nm/px, "
+            f"{m.tracks_frame_interval_s:g} s/frame; placement {m.tracks_place}): "
+            f"source ids {particles['source_track'].tolist()[:20]}"
+        )
     lines.append(f"  {p.frames / max(seconds, 1e-9):.1f} frames/s ({seconds:.1f} s)")
     return "\n".join(lines)
 
@@ -166,11 +198,15 @@ def run(args: argparse.Namespace) -> int:
     from samem.synthetic import SynthParams, read_truth, write_folder, write_h5
 
     overrides = _overrides(args)
+    if overrides.get("track_ids") is not None and "n_particles" not in overrides:
+        overrides["n_particles"] = len(overrides["track_ids"])
     if args.recipe:
         params = SynthParams.from_recipe(args.recipe, **overrides)
     else:
         params = SynthParams.from_preset(args.preset or "medium", **overrides)
     params.validate()
+    if params.motion.tracks_file is not None:
+        params = _with_tracks(params, overrides).validate()
     if args.workers is not None and args.workers < 1:
         raise SamemError(f"--workers must be >= 1, got {args.workers}")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -183,3 +219,30 @@ def run(args: argparse.Namespace) -> int:
         truth = read_truth(written)
     print(summary(params, truth.particles, truth.snr, written, time.perf_counter() - t0))
     return 0
+
+
+def _with_tracks(params, given: dict):
+    """Fill in what a ``--tracks`` video leaves open (see module docstring) from the track file."""
+    from samem.synthetic.tracks import plan
+
+    m = params.motion
+    over: dict = {}
+    if "stage_drift_nm_s" not in given:
+        over["stage_drift_nm_s"] = (0.0, 0.0)
+    if "stage_jitter_nm2_s" not in given:
+        over["stage_jitter_nm2_s"] = 0.0
+    info = plan(params)
+    over["tracks_pixel_size_nm"] = info["pixel_size_nm"]
+    over["tracks_frame_interval_s"] = info["frame_interval_s"]
+    covered = info["covered"]
+    if m.track_ids is None and "n_particles" not in given:
+        over["n_particles"] = min(params.particles.n_particles, len(covered))
+    if "frames" not in given:
+        if m.track_ids is not None:
+            known = [covered[i] for i in m.track_ids if i in covered.index]
+            over["frames"] = int(min(known)) if known else params.frames
+        else:
+            k = over.get("n_particles", params.particles.n_particles)
+            if 1 <= k <= len(covered):  # the k-th longest track: the first k that long fill the video
+                over["frames"] = int(np.sort(covered.to_numpy())[::-1][k - 1])
+    return params.replace(**over)

@@ -14,7 +14,15 @@ Brownian      ``2 ndim D tau``                                        :func:`bro
 fractional    ``2 ndim D tau**alpha`` (D in nm^2/s^alpha)             :func:`fractional_brownian`
 confined      ``2 ndim (kT/k) (1 - exp(-tau k D / kT))``              :func:`confined`
 directed      ``2 ndim D tau + |v|^2 tau^2``                          :func:`directed`
+CTRW          ``2 ndim D tau**alpha`` for tau >> waits (asymptotic)   :func:`ctrw`
 ============  ======================================================  =========================
+
+The continuous-time random walk (CTRW) models pinning: the particle sits still for a
+heavy-tailed waiting time, then jumps. Its paths are exact too, but the closed form of
+its ensemble MSD holds only asymptotically;
+:func:`ctrw_coefficients` gives its ``D`` and ``alpha`` (``alpha = a`` for waiting-time
+exponent ``a < 1`` without cutoff, else 1). Its time-averaged MSD differs from the
+ensemble one when ``a < 1`` (weak ergodicity breaking).
 """
 
 from __future__ import annotations
@@ -200,6 +208,184 @@ def directed(
     return path + np.arange(n_frames)[:, None] * dt_s * v[None, :]
 
 
+def _check_waits(wait_min_s: float, wait_exponent: float, wait_max_s: float | None) -> None:
+    if not wait_min_s > 0:
+        raise ValueError(f"wait_min_s must be > 0, got {wait_min_s}")
+    if not wait_exponent > 0:
+        raise ValueError(f"wait_exponent must be > 0, got {wait_exponent}")
+    if wait_max_s is not None and not wait_max_s > wait_min_s:
+        raise ValueError(f"wait_max_s must be > wait_min_s ({wait_min_s}), got {wait_max_s}")
+
+
+def ctrw_wait_survival(tau_s, wait_min_s: float, wait_exponent: float, wait_max_s: float | None = None):
+    """Survival function ``P(wait > tau)`` of the CTRW waiting times (see :func:`ctrw_waiting_times`).
+
+    Parameters
+    ----------
+    tau_s : array_like
+        Times (s).
+    wait_min_s, wait_exponent, wait_max_s
+        As in :func:`ctrw_waiting_times`.
+
+    Returns
+    -------
+    ndarray
+        ``1`` below ``wait_min_s``; ``((t0/tau)^a - r) / (1 - r)`` between ``wait_min_s`` and
+        ``wait_max_s``, with ``r = (t0/wait_max_s)^a`` (``r = 0`` without a cutoff); ``0`` above.
+    """
+    _check_waits(wait_min_s, wait_exponent, wait_max_s)
+    tau = np.asarray(tau_s, dtype=float)
+    r = 0.0 if wait_max_s is None else (wait_min_s / wait_max_s) ** wait_exponent
+    with np.errstate(divide="ignore"):
+        pareto = (wait_min_s / np.maximum(tau, wait_min_s)) ** wait_exponent
+    return np.clip((pareto - r) / (1.0 - r), 0.0, 1.0)
+
+
+def ctrw_waiting_times(
+    n: int, wait_min_s: float, wait_exponent: float, rng: np.random.Generator, wait_max_s: float | None = None
+) -> np.ndarray:
+    """Power-law (Pareto) waiting times of a CTRW, optionally truncated, by inverse transform.
+
+    The density is ``psi(tau) ∝ tau**-(1 + a)`` for ``wait_min_s <= tau <= wait_max_s``:
+    a Pareto law with scale ``t0 = wait_min_s`` and tail exponent ``a``, conditioned on
+    ``tau <= wait_max_s`` when a cutoff is given. Without a cutoff its mean is infinite for
+    ``a <= 1`` (the particle gets stuck ever longer: subdiffusion) and ``a t0 / (a - 1)``
+    otherwise.
+
+    Parameters
+    ----------
+    n : int
+        Number of waiting times.
+    wait_min_s : float
+        Shortest waiting time ``t0`` (s), > 0.
+    wait_exponent : float
+        Tail exponent ``a`` of the survival function ``(t0/tau)**a``, > 0.
+    rng : numpy.random.Generator
+    wait_max_s : float, optional
+        Cutoff (s), > ``wait_min_s``; no cutoff when None.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Waiting times (s).
+    """
+    _check_waits(wait_min_s, wait_exponent, wait_max_s)
+    r = 0.0 if wait_max_s is None else (wait_min_s / wait_max_s) ** wait_exponent
+    u = 1.0 - rng.random(n)  # in (0, 1]: tau = t0 at u -> 0, the cutoff (or infinity) at u = 1
+    return wait_min_s * (1.0 - u * (1.0 - r)) ** (-1.0 / wait_exponent)
+
+
+def ctrw_mean_wait_s(wait_min_s: float, wait_exponent: float, wait_max_s: float | None = None) -> float:
+    """Mean waiting time (s) of :func:`ctrw_waiting_times`; ``inf`` without a cutoff when ``a <= 1``."""
+    _check_waits(wait_min_s, wait_exponent, wait_max_s)
+    t0, a = wait_min_s, wait_exponent
+    if wait_max_s is None:
+        return a * t0 / (a - 1.0) if a > 1 else float("inf")
+    r = (t0 / wait_max_s) ** a
+    if np.isclose(a, 1.0, rtol=0, atol=1e-12):
+        return t0 * np.log(wait_max_s / t0) / (1.0 - r)
+    return a * t0**a * (wait_max_s ** (1.0 - a) - t0 ** (1.0 - a)) / ((1.0 - a) * (1.0 - r))
+
+
+def ctrw_coefficients(
+    jump_nm: float, wait_min_s: float, wait_exponent: float, wait_max_s: float | None = None
+) -> tuple[float, float]:
+    """Asymptotic ensemble ``(D, alpha)`` of a CTRW: ``MSD(tau) -> 2 ndim D tau**alpha``.
+
+    With a finite mean waiting time ``mu`` (``a > 1``, or any cutoff) the walk is
+    diffusive at lags much longer than the waiting times (and the cutoff):
+    ``D = jump_nm**2 / (2 mu)`` (nm^2/s), ``alpha = 1``. For ``a < 1`` without a cutoff
+    the mean number of jumps grows as ``(tau/t0)**a / (Gamma(1 - a) Gamma(1 + a))``, so
+    ``alpha = a`` and ``D = jump_nm**2 / (2 t0**a Gamma(1 - a) Gamma(1 + a))`` (nm^2/s^a),
+    with relative corrections of order ``(t0/tau)**(1 - a)``. For ``a = 1`` without a
+    cutoff the MSD grows as ``tau / ln(tau/t0)``: returned as ``(0, 1)``.
+
+    Parameters
+    ----------
+    jump_nm : float
+        Root-mean-square jump length per axis (nm).
+    wait_min_s, wait_exponent, wait_max_s
+        As in :func:`ctrw_waiting_times`.
+
+    Returns
+    -------
+    (float, float)
+        ``D`` (nm^2/s^alpha) and ``alpha``.
+    """
+    from scipy.special import gamma
+
+    mu = ctrw_mean_wait_s(wait_min_s, wait_exponent, wait_max_s)
+    if np.isfinite(mu):
+        return jump_nm**2 / (2.0 * mu), 1.0
+    a = wait_exponent
+    if a >= 1.0:  # a == 1 exactly, no cutoff
+        return 0.0, 1.0
+    return jump_nm**2 / (2.0 * wait_min_s**a * gamma(1.0 - a) * gamma(1.0 + a)), a
+
+
+def ctrw(
+    n_frames: int,
+    jump_nm: float,
+    wait_min_s: float,
+    wait_exponent: float,
+    dt_s: float,
+    rng: np.random.Generator,
+    wait_max_s: float | None = None,
+    ndim: int = 2,
+) -> np.ndarray:
+    """Continuous-time random walk with pinning: still for a waiting time, then a Gaussian jump.
+
+    A renewal process starting at time 0 (not aged): the waiting times before the first and
+    every later jump are independent draws of :func:`ctrw_waiting_times`, each jump adds an
+    independent ``N(0, jump_nm**2)`` displacement per axis. The position in frame ``i`` is
+    the sum of the jumps made by time ``i dt_s``, exact at the frame times (several jumps
+    may fall within one frame interval, or none for many frames).
+
+    Parameters
+    ----------
+    n_frames : int
+        Number of positions (frames), including the start.
+    jump_nm : float
+        Root-mean-square jump length per axis (nm), >= 0.
+    wait_min_s : float
+        Shortest waiting time (s), the scale of the Pareto law.
+    wait_exponent : float
+        Tail exponent ``a`` of the waiting times: ``P(wait > tau) = (wait_min_s/tau)**a``.
+        ``a < 1`` (infinite mean) gives subdiffusion, ``MSD ∝ tau**a``.
+    dt_s : float
+        Time between positions (s).
+    rng : numpy.random.Generator
+    wait_max_s : float, optional
+        Cutoff of the waiting times (s); None for none.
+    ndim : int
+        Number of spatial dimensions.
+
+    Returns
+    -------
+    ndarray, shape (n_frames, ndim)
+        Positions (nm) starting at the origin.
+    """
+    _check(n_frames, dt_s, 0.0)
+    _check_waits(wait_min_s, wait_exponent, wait_max_s)
+    if jump_nm < 0:
+        raise ValueError(f"jump_nm must be >= 0, got {jump_nm}")
+    duration = (n_frames - 1) * dt_s
+    mu = ctrw_mean_wait_s(wait_min_s, wait_exponent, wait_max_s)
+    blocks, t_last = [], 0.0
+    while t_last <= duration:  # jump times in blocks of about the expected count, until past the end
+        expected = (duration - t_last) / mu if np.isfinite(mu) else (duration / wait_min_s) ** wait_exponent
+        waits = ctrw_waiting_times(int(min(expected, 1e6)) + 16, wait_min_s, wait_exponent, rng, wait_max_s)
+        blocks.append(t_last + np.cumsum(waits))
+        t_last = float(blocks[-1][-1])
+    times = np.concatenate(blocks)
+    n_jumps = int(np.searchsorted(times, duration, side="right"))
+    jumps = rng.standard_normal((n_jumps, ndim)) * jump_nm
+    walk = np.zeros((n_jumps + 1, ndim))
+    np.cumsum(jumps, axis=0, out=walk[1:])
+    done = np.searchsorted(times[:n_jumps], np.arange(n_frames) * dt_s, side="right")
+    return walk[done]
+
+
 def rotation(n_frames: int, D_rad2_s: float, dt_s: float, rng: np.random.Generator, angle0_rad: float = 0.0):
     """In-plane rotational Brownian motion: angles (rad), shape (n_frames,)."""
     return angle0_rad + brownian(n_frames, D_rad2_s, dt_s, rng, ndim=1)[:, 0]
@@ -213,13 +399,14 @@ def drift(n_frames: int, dt_s: float, velocity_nm_s, jitter_nm2_s: float, rng: n
 def msd_theory(model: str, lag_s, D_nm2_s: float, ndim: int = 2, **kw) -> np.ndarray:
     """Closed-form MSD (nm^2) at lags ``lag_s`` (s) for a motion model (see module table).
 
-    ``kw``: ``alpha`` (anomalous), ``stiffness_pN_nm`` and ``temperature_K`` (confined),
-    ``speed_nm_s`` (directed).
+    ``kw``: ``alpha`` (anomalous; ctrw, from :func:`ctrw_coefficients`), ``stiffness_pN_nm``
+    and ``temperature_K`` (confined), ``speed_nm_s`` (directed). For ``ctrw`` the result is
+    the asymptotic ensemble MSD, valid for lags much longer than the waiting times.
     """
     tau = np.asarray(lag_s, dtype=float)
     if model == "brownian":
         return 2 * ndim * D_nm2_s * tau
-    if model == "anomalous":
+    if model in ("anomalous", "ctrw"):
         return 2 * ndim * D_nm2_s * tau ** kw["alpha"]
     if model == "confined":
         t_k = kw.get("temperature_K", 298.15)

@@ -23,7 +23,8 @@ from samem.config import load_yaml, resolve, shipped_names
 from samem.errors import SamemError
 
 SHAPES = ("sphere", "ellipse", "rod", "prism", "blob")
-MOTIONS = ("brownian", "anomalous", "confined", "directed")
+MOTIONS = ("brownian", "anomalous", "confined", "directed", "ctrw")
+TRACK_PLACES = ("random", "centre", "keep")
 PRESETS = ("thin", "medium", "thick")
 DTYPES = ("uint8", "uint16")
 
@@ -77,9 +78,11 @@ class MotionParams:
 
     Attributes
     ----------
-    models : relative weights of ``brownian, anomalous, confined, directed``.
+    models : relative weights of ``brownian, anomalous, confined, directed, ctrw``
+        (ctrw: continuous-time random walk with pinning, ``samem.synthetic.motion.ctrw``).
     D_nm2_s : (lo, hi) diffusion coefficient (nm^2/s; nm^2/s^alpha for anomalous),
-        log-uniform per particle.
+        log-uniform per particle (not used by ctrw particles, whose D follows from their
+        jumps and waiting times).
     alpha : (lo, hi) anomalous exponent of ``anomalous`` particles (others have 1).
     trap_stiffness_pN_nm : (lo, hi) harmonic trap stiffness of ``confined`` particles
         (pN/nm), log-uniform.
@@ -87,6 +90,26 @@ class MotionParams:
     velocity_nm_s : (lo, hi) speed of ``directed`` particles (nm/s), random direction.
     stage_drift_nm_s : (vx, vy) stage drift of the whole field of view (nm/s).
     stage_jitter_nm2_s : random-walk coefficient of the stage (nm^2/s).
+    jump_nm : (lo, hi) rms jump length per axis of ``ctrw`` particles (nm), log-uniform.
+    wait_exponent : (lo, hi) tail exponent a of the ``ctrw`` waiting times,
+        ``P(wait > t) = (wait_min_s / t)**a``, uniform per particle; a < 1 (infinite mean
+        wait) gives subdiffusion with ensemble MSD ∝ t**a.
+    wait_min_s : shortest ``ctrw`` waiting time (s), the scale of the power law.
+    wait_max_s : cutoff of the ``ctrw`` waiting times (s), or none; with a cutoff the
+        motion turns diffusive at lags beyond it.
+    tracks_file : if set, particles move exactly as the trajectories in this file (CSV with
+        trackpy columns ``frame, particle, x, y`` in px; samem HDF5 ``/tracks`` or
+        ``/truth/tracks``; MoNet ``.mat`` variable ``tr`` with columns x, y, k) instead of a
+        motion model (see :mod:`samem.synthetic.tracks`).
+    tracks_pixel_size_nm : nm per pixel of the track file's coordinates (default: the
+        file's own ``pixel_size_nm`` attribute, else the video's).
+    tracks_frame_interval_s : time between the track file's frames (s) (default: the
+        file's own ``frame_interval_s`` attribute, else the video's).
+    track_ids : ids of the tracks to render, one per particle, in order (default: the
+        first ``n_particles`` tracks, in id order, that cover the video and fit the frame).
+    tracks_place : ``random`` (each track moved by a random offset that keeps it inside),
+        ``centre`` (the bounding box of each track centred in the frame) or ``keep``
+        (the file's coordinates, scaled).
     """
 
     models: dict[str, float] = field(default_factory=lambda: {"brownian": 1.0})
@@ -97,6 +120,15 @@ class MotionParams:
     velocity_nm_s: tuple[float, float] = (5.0, 30.0)
     stage_drift_nm_s: tuple[float, float] = (0.0, 0.0)
     stage_jitter_nm2_s: float = 0.0
+    jump_nm: tuple[float, float] = (2.0, 8.0)
+    wait_exponent: tuple[float, float] = (0.5, 0.9)
+    wait_min_s: float = 0.01
+    wait_max_s: float | None = None
+    tracks_file: str | None = None
+    tracks_pixel_size_nm: float | None = None
+    tracks_frame_interval_s: float | None = None
+    track_ids: tuple[int, ...] | None = None
+    tracks_place: str = "random"
 
 
 @dataclass
@@ -280,6 +312,29 @@ class SynthParams:
         _range("velocity_nm_s", m.velocity_nm_s, positive=False)
         _require(all(math.isfinite(v) for v in m.stage_drift_nm_s), "stage_drift_nm_s must be finite")
         _require(m.stage_jitter_nm2_s >= 0, "stage_jitter_nm2_s must be >= 0")
+        _range("jump_nm", m.jump_nm, positive=False)
+        _range("wait_exponent", m.wait_exponent, positive=True)
+        _require(0 < m.wait_min_s < math.inf, f"wait_min_s must be > 0 and finite, got {m.wait_min_s}")
+        _require(
+            m.wait_max_s is None or m.wait_min_s < m.wait_max_s < math.inf,
+            f"wait_max_s must be > wait_min_s ({m.wait_min_s:g} s) and finite, or none; got {m.wait_max_s}",
+        )
+        for name in ("tracks_pixel_size_nm", "tracks_frame_interval_s"):
+            value = getattr(m, name)
+            _require(value is None or 0 < value < math.inf, f"{name} must be > 0 and finite, got {value}")
+        _require(
+            m.tracks_place in TRACK_PLACES,
+            f"tracks_place must be one of {', '.join(TRACK_PLACES)}, got {m.tracks_place!r}",
+        )
+        if m.track_ids is not None:
+            _require(m.tracks_file is not None, "track_ids needs tracks_file")
+            _require(
+                len(set(m.track_ids)) == len(m.track_ids), f"track_ids repeat an id: {list(m.track_ids)}"
+            )
+            _require(
+                len(m.track_ids) == p.n_particles,
+                f"track_ids names {len(m.track_ids)} tracks but n_particles is {p.n_particles}",
+            )
         _require(im.thickness_nm >= 0, f"thickness_nm must be >= 0 (liquid thickness), got {im.thickness_nm}")
         _require(im.membrane_nm >= 0, f"membrane_nm must be >= 0, got {im.membrane_nm}")
         for name in ("mfp_liquid_nm", "mfp_membrane_nm", "mfp_inelastic_nm", "dose_e_A2", "level_8bit"):
@@ -395,10 +450,20 @@ def _coerce(cls, name: str, value: Any) -> Any:
     default = {f.name: f for f in dataclasses.fields(cls)}[name]
     sample = default.default if default.default is not dataclasses.MISSING else default.default_factory()
     try:
-        if name == "snr_range" or name == "jpeg_quality":
+        if name in _OPTIONAL:
             if value is None:
                 return None
-            return tuple(float(v) for v in value) if name == "snr_range" else int(value)
+            if name == "snr_range":
+                return tuple(float(v) for v in value)
+            if name == "track_ids":
+                if isinstance(value, (str, bytes)) or not all(float(v).is_integer() for v in value):
+                    raise TypeError
+                return tuple(int(v) for v in value)
+            if name == "tracks_file":
+                if not isinstance(value, (str, Path)) or not str(value):
+                    raise TypeError
+                return str(value)
+            return _OPTIONAL[name](value)
         if isinstance(sample, bool):
             if not isinstance(value, bool):
                 raise TypeError
@@ -421,6 +486,18 @@ def _coerce(cls, name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError):
         raise SamemError(f"bad value for {name}: {value!r} (expected like {sample!r})") from None
+
+
+#: fields that may be None (null in YAML), with the type of their other values
+_OPTIONAL = {
+    "snr_range": tuple,
+    "jpeg_quality": int,
+    "wait_max_s": float,
+    "tracks_file": str,
+    "tracks_pixel_size_nm": float,
+    "tracks_frame_interval_s": float,
+    "track_ids": tuple,
+}
 
 
 def _require(ok: bool, message: str) -> None:

@@ -86,10 +86,18 @@ def _draw_particle(params: SynthParams, rng: np.random.Generator) -> dict:
         velocity_x_nm_s=0.0,
         velocity_y_nm_s=0.0,
         rotation_D_rad2_s=p.rotation_D_rad2_s,
+        jump_nm=0.0,
+        wait_exponent=0.0,
     )
     if model == "directed":
         speed, heading = rng.uniform(*m.velocity_nm_s), rng.uniform(0, 2 * np.pi)
         row["velocity_x_nm_s"], row["velocity_y_nm_s"] = speed * np.cos(heading), speed * np.sin(heading)
+    if model == "ctrw":  # D and alpha: the asymptotic ensemble values of its jumps and waits
+        row["jump_nm"] = _loguniform(rng, *m.jump_nm)
+        row["wait_exponent"] = float(rng.uniform(*m.wait_exponent))
+        row["D_nm2_s"], row["alpha"] = motion.ctrw_coefficients(
+            row["jump_nm"], m.wait_min_s, row["wait_exponent"], m.wait_max_s
+        )
     shape = Shape(kind, row["size_px"], aspect, p.prism_thickness_ratio, harmonics)
     return row, shape
 
@@ -103,6 +111,9 @@ def _path_nm(row: dict, params: SynthParams, rng: np.random.Generator) -> np.nda
         return motion.confined(n, D, dt, row["trap_stiffness_pN_nm"], rng, params.motion.temperature_K)
     if row["motion"] == "directed":
         return motion.directed(n, D, dt, (row["velocity_x_nm_s"], row["velocity_y_nm_s"]), rng)
+    if row["motion"] == "ctrw":
+        m = params.motion
+        return motion.ctrw(n, row["jump_nm"], m.wait_min_s, row["wait_exponent"], dt, rng, m.wait_max_s)
     return motion.brownian(n, D, dt, rng)
 
 
@@ -141,11 +152,18 @@ def _overlaps(path: np.ndarray, radius: float, placed: list, params: SynthParams
 def build_scene(params: SynthParams, rng: np.random.Generator) -> Scene:
     """Draw particles and their trajectories (see module docstring).
 
+    With ``tracks_file`` set, particles follow the given trajectories instead
+    (:func:`samem.synthetic.tracks.build_track_scene`).
+
     Raises
     ------
     SamemError
         If a particle cannot be placed without overlaps in ``MAX_TRIES`` attempts.
     """
+    if params.motion.tracks_file is not None:
+        from samem.synthetic.tracks import build_track_scene
+
+        return build_track_scene(params, rng)
     p = params.particles
     n, k = params.frames, p.n_particles
     rows, shapes, paths, angles, placed = [], [], [], [], []
@@ -183,29 +201,41 @@ def build_scene(params: SynthParams, rng: np.random.Generator) -> Scene:
         angles.append(
             motion.rotation(n, p.rotation_D_rad2_s, params.frame_interval_s, rng, rng.uniform(0, 2 * np.pi))
         )
-    m = params.motion
+    return assemble(params, rng, rows, shapes, paths, angles)
+
+
+#: columns of the particles table, in order
+PARTICLE_COLUMNS = [
+    "particle",
+    "shape",
+    "size_nm",
+    "size_px",
+    "aspect",
+    "area_px",
+    "contrast",
+    "motion",
+    "D_nm2_s",
+    "alpha",
+    "trap_stiffness_pN_nm",
+    "velocity_x_nm_s",
+    "velocity_y_nm_s",
+    "rotation_D_rad2_s",
+    "jump_nm",
+    "wait_exponent",
+    "entering",
+]
+
+
+def assemble(params: SynthParams, rng: np.random.Generator, rows, shapes, paths, angles) -> Scene:
+    """A :class:`Scene` from per-particle rows, shapes, paths (T, 2) and angles (T,), adding the
+    stage drift (drawn from ``rng``) to every path."""
+    m, n = params.motion, params.frames
     stage = motion.drift(n, params.frame_interval_s, m.stage_drift_nm_s, m.stage_jitter_nm2_s, rng)
     stage_px = stage / params.pixel_size_nm
     xy = np.stack(paths, axis=1) if paths else np.zeros((n, 0, 2))
     xy = xy + stage_px[:, None, :]
-    cols = [
-        "particle",
-        "shape",
-        "size_nm",
-        "size_px",
-        "aspect",
-        "area_px",
-        "contrast",
-        "motion",
-        "D_nm2_s",
-        "alpha",
-        "trap_stiffness_pN_nm",
-        "velocity_x_nm_s",
-        "velocity_y_nm_s",
-        "rotation_D_rad2_s",
-        "entering",
-    ]
-    particles = pd.DataFrame(rows, columns=cols)
+    extra = [c for c in (rows[0] if rows else {}) if c not in PARTICLE_COLUMNS]
+    particles = pd.DataFrame(rows, columns=PARTICLE_COLUMNS + extra)
     angle = np.stack(angles, axis=1) if angles else np.zeros((n, 0))
     dark = np.array([r["contrast"] == "dark" for r in rows], bool)
     return Scene(particles, shapes, xy, angle, stage_px, dark)
