@@ -304,3 +304,28 @@ def test_fuzz_streams_keep_invariants(stream, data):
             assert msg.reason in REASONS
     assert accepted == sent_valid  # every valid frame and nothing else, in order
     assert all(b > a for a, b in zip(accepted, accepted[1:]))
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("a\u0000b", "U+0000 at position 1"),
+        ("\x1b[31mred", "U+001B at position 0"),
+        ("tab\there", "U+0009"),
+        ("c1\u0085", "U+0085"),
+        ("half\ud800", "unpaired surrogate U+D800"),
+        ("x" * 257, "at most 256 characters"),
+        (17, "string or null"),
+    ],
+)
+def test_series_names_validated_at_the_boundary(name, fragment):
+    """Issue 23 (4): a NUL in the name made the recording fail silently (HDF5 attributes)."""
+    header = json.dumps({"type": "start", "shape": [4, 5], "dtype": "uint16", "series": name}).encode()
+    msg = IngestParser(SMALL).parse([header])
+    assert isinstance(msg, Rejected) and msg.reason == "bad_header" and fragment in msg.detail
+
+
+@pytest.mark.parametrize("name", [None, "", "run-17", "Probe ü 試料 🔬", "x" * 256])
+def test_good_series_names_accepted(name):
+    msg = IngestParser(SMALL).parse(encode_start((4, 5), "uint16", series=name))
+    assert isinstance(msg, SeriesStart) and msg.series == name

@@ -120,11 +120,23 @@ class Recorder:
         self._write_path = self.path.with_name(self.path.name + ".part") if atomic else self.path
         self.flush_every = int(flush_every)
         self.frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
-        h, w = self.frame_shape
         try:
             self._f = h5py.File(self._write_path, "w", libver="latest")
         except OSError as exc:
             raise SamemError(f"cannot create {self._write_path}: {exc}") from None
+        try:
+            self._create(frame_dtype, pixel_size_nm, frame_interval_s, save_frames, compression, attrs)
+        except Exception as exc:  # leave no empty stub behind: nothing was recorded yet
+            self._f.close()
+            self._write_path.unlink(missing_ok=True)
+            raise SamemError(f"cannot create the recording {self.path}: {type(exc).__name__}: {exc}") from exc
+        self._pending: list[pd.DataFrame] = []
+        self.frames_written = 0
+        self.frames_flushed = 0
+        self.closed = False
+
+    def _create(self, frame_dtype, pixel_size_nm, frame_interval_s, save_frames, compression, attrs):
+        h, w = self.frame_shape
         f = self._f
         f.attrs["pixel_size_nm"] = np.nan if pixel_size_nm is None else float(pixel_size_nm)
         f.attrs["frame_interval_s"] = np.nan if frame_interval_s is None else float(frame_interval_s)
@@ -147,10 +159,6 @@ class Recorder:
         )
         self._tracks = create_table(f, "tracks", TRACK_COLUMNS)
         f.swmr_mode = True
-        self._pending: list[pd.DataFrame] = []
-        self.frames_written = 0
-        self.frames_flushed = 0
-        self.closed = False
 
     def append(
         self,

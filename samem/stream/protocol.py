@@ -41,6 +41,30 @@ REASONS = (
 )
 
 MAX_SEQ = 2**63 - 1
+#: longest series name, characters
+MAX_SERIES_CHARS = 256
+
+
+def series_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a series name, or None when it can (or is None).
+
+    A name is a string of at most :data:`MAX_SERIES_CHARS` characters without control
+    characters (U+0000-U+001F, U+007F-U+009F: a NUL cannot be stored in HDF5 attributes,
+    others garble logs and terminals) and without unpaired surrogates (not UTF-8).
+    """
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        return f"series must be a string or null, got {type(name).__name__}"
+    if len(name) > MAX_SERIES_CHARS:
+        return f"series must be at most {MAX_SERIES_CHARS} characters, got {len(name)}"
+    for i, ch in enumerate(name):
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return f"series must not contain control characters; U+{code:04X} at position {i}"
+        if 0xD800 <= code <= 0xDFFF:
+            return f"series must be valid Unicode; unpaired surrogate U+{code:04X} at position {i}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -268,8 +292,9 @@ class IngestParser:
         if shape[0] * shape[1] * dtype.itemsize > self.limits.max_frame_bytes:
             raise _Bad("oversized", f"frames of {shape} {dtype} exceed {self.limits.max_frame_bytes} bytes")
         series = obj.get("series")
-        if series is not None and (not isinstance(series, str) or len(series) > 256):
-            raise _Bad("bad_header", "series must be a string of at most 256 characters or null")
+        problem = series_name_problem(series)
+        if problem is not None:
+            raise _Bad("bad_header", problem)
         known = {"type", "version", "shape", "dtype", "pixel_size_nm", "frame_interval_s", "series"}
         start = SeriesStart(
             shape=shape,

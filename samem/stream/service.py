@@ -122,6 +122,11 @@ class Service:
         self._series_count = 0
         self.frames_processed = 0
         self.frames_failed = 0
+        self.recording_failures = 0  # recordings that could not be created, written or closed
+        self.frames_not_recorded = 0  # processed frames missing from the recording because of them
+        self.recording_error: str | None = None  # the last failure
+        self._recording_file: Path | None = None  # this series' file, also when it failed
+        self._recording_failed_series = False
         self.last_latency_s: float | None = None
         self.last_processing_fps: float | None = None
         self._started_s = time.monotonic()
@@ -250,36 +255,44 @@ class Service:
             boxes=self.boxes,
             auto_prompt=self.auto_prompt,
         )
+        self._recording_failed_series = False
         if self.record_path is not None:
             k = self._series_count
             while series_path(self.record_path, k).exists():
                 k += 1
-            rec = self.settings["recording"]
-            self.recorder = Recorder(
-                series_path(self.record_path, k),
-                start.shape,
-                start.dtype,
-                px,
-                dt,
-                save_frames=rec["save_frames"],
-                flush_every=rec["flush_every"],
-                compression=rec["compression"],
-                attrs={
-                    "source": start.series or "samem serve",
-                    "model": self.model_name,
-                    "config_json": dict(self.settings),
-                    "series_json": {"series": start.series, **start.meta},
-                    "samem_version": __version__,
-                },
-            )
+            self._recording_file = series_path(self.record_path, k)
+            try:
+                self.recorder = self._open_recorder(self._recording_file, start, px, dt)
+            except Exception as exc:  # the series is still tracked and published
+                self._recording_failed(f"cannot record series {start.series!r}", exc)
+                return
             log.info("recording to %s", self.recorder.path)
+
+    def _open_recorder(self, path: Path, start: SeriesStart, px, dt) -> Recorder:
+        rec = self.settings["recording"]
+        return Recorder(
+            path,
+            start.shape,
+            start.dtype,
+            px,
+            dt,
+            save_frames=rec["save_frames"],
+            flush_every=rec["flush_every"],
+            compression=rec["compression"],
+            attrs={
+                "source": start.series or "samem serve",
+                "model": self.model_name,
+                "config_json": dict(self.settings),
+                "series_json": {"series": start.series, **start.meta},
+                "samem_version": __version__,
+            },
+        )
 
     def _frame(self, msg: FrameMessage, received_s: float) -> None:
         if self.session is None:
             return
         result = self.session.process(msg.seq, msg.data, msg.timestamp)
-        if self.recorder is not None:
-            self.recorder.append(msg.seq, msg.timestamp, result.labels, result.rows, msg.data)
+        self._record(msg, result)
         self.frames_processed += 1
         self.last_latency_s = time.monotonic() - received_s
         frame_msg = result.frame_message()
@@ -294,6 +307,48 @@ class Service:
         self.publisher.send("feedback", fb)
         if result.stats is not None:
             self.publisher.send("stats", {"seq": msg.seq, "final": False, **result.stats})
+
+    # ------------------------------------------------------------------ recording failures
+    def _record(self, msg: FrameMessage, result) -> None:
+        """Append one processed frame to the recording; a failure is counted, never raised."""
+        if self.record_path is None:
+            return
+        recorder = self.recorder
+        if recorder is None:  # this series' recording could not be created or broke earlier
+            self.frames_not_recorded += 1
+            return
+        try:
+            recorder.append(msg.seq, msg.timestamp, result.labels, result.rows, msg.data)
+        except Exception as exc:
+            self.frames_not_recorded += 1
+            self.recorder = None  # stop writing this series: keep what was flushed intact
+            self._recording_failed(f"cannot write frame {msg.seq} to {recorder.path}", exc)
+            try:
+                recorder.close()
+            except Exception:  # noqa: BLE001 - already reported; make sure the handle is released
+                recorder.abort()
+
+    def _recording_failed(self, what: str, exc: BaseException) -> None:
+        """Count, log at WARNING and announce (feedback topic) one recording failure."""
+        self.recording_failures += 1
+        self._recording_failed_series = True
+        self.recording_error = f"{what}: {type(exc).__name__}: {str(exc)[:300]}"
+        log.warning(
+            "recording failure %d (%d frames not recorded so far): %s",
+            self.recording_failures,
+            self.frames_not_recorded,
+            self.recording_error,
+        )
+        event = {
+            "kind": "recording_failed",
+            "file": None if self._recording_file is None else str(self._recording_file),
+            "detail": self.recording_error,
+            "recording_failures": self.recording_failures,
+            "frames_not_recorded": self.frames_not_recorded,
+        }
+        publisher = getattr(self, "publisher", None)
+        if publisher is not None:
+            publisher.send("feedback", {"seq": None, "snr": None, "events": [event]})
 
     def _end_series(self, why: str) -> None:
         session, recorder = self.session, self.recorder
@@ -310,8 +365,15 @@ class Service:
             log.warning("series %s: %s", why, error)
         finally:
             if recorder is not None:
-                recorder.close(stats_writer=(lambda f: write_stats(f, stats)) if stats is not None else None)
-                log.info("recording closed: %s (%d frames)", recorder.path, recorder.frames_written)
+                try:
+                    recorder.close(
+                        stats_writer=(lambda f: write_stats(f, stats)) if stats is not None else None
+                    )
+                    log.info("recording closed: %s (%d frames)", recorder.path, recorder.frames_written)
+                except Exception as exc:
+                    self._recording_failed(f"cannot close {recorder.path}", exc)
+                    if not recorder.closed:
+                        recorder.abort()
         if stats is not None or error is not None:  # after the recording is closed: it may be opened now
             final = {**(stats.summary if stats is not None else {"error": error})}
             final["calibrated"] = session.calibrated
@@ -378,6 +440,17 @@ class Service:
         session.reset()  # "reset"
         return reply(True, objects=[])
 
+    def _recording_status(self) -> dict[str, Any] | None:
+        if self.session is None or self.record_path is None:
+            return None
+        recorder = self.recorder
+        return {
+            "file": str(recorder.path if recorder is not None else self._recording_file),
+            "frames_flushed": recorder.frames_flushed if recorder is not None else None,
+            "ok": not self._recording_failed_series,
+            "error": self.recording_error if self._recording_failed_series else None,
+        }
+
     def status(self) -> dict[str, Any]:
         """Counters, lag and objects (the ``status`` command's reply)."""
         c = self.ingest.counters
@@ -406,9 +479,9 @@ class Service:
                 "pixel_size_nm": session.pixel_size_nm,
                 "frame_interval_s": session.frame_interval_s,
             },
-            "recording": None
-            if self.recorder is None
-            else {"file": str(self.recorder.path), "frames_flushed": self.recorder.frames_flushed},
+            "recording": self._recording_status(),
+            "recording_failures": self.recording_failures,
+            "frames_not_recorded": self.frames_not_recorded,
             "policy": self.queue.policy,
             "uptime_s": time.monotonic() - self._started_s,
             "endpoints": self.endpoints,
