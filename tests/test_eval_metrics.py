@@ -9,6 +9,7 @@ from samem.eval.metrics import (
     iou,
     mask_scores,
     match_ids,
+    presence_accuracy,
     present_when_gone,
 )
 
@@ -70,7 +71,7 @@ def _tracks(n_frames, swap_at=None):
 def test_identity_metrics_perfect_and_switch():
     t, p = _tracks(20)
     m = identity_metrics(t, p, max_dist_px=5)
-    assert m["id_switches"] == 0 and m["mota"] == pytest.approx(1.0) and m["coverage"] == pytest.approx(1.0)
+    assert m["id_switches"] == 0 and m["mota"] == pytest.approx(1.0) and m["recall_mot"] == pytest.approx(1.0)
     t, p = _tracks(20, swap_at=10)
     m = identity_metrics(t, p, max_dist_px=5)
     assert m["id_switches"] == 2 and m["idf1"] < 0.75
@@ -98,3 +99,62 @@ def test_present_when_gone_counts_frames_followed_out_of_view():
     tracked.loc[tracked["particle"] == 1, "present"] = tracked["frame"] <= 5
     assert present_when_gone(truth, tracked) == 0.0
     assert np.isnan(present_when_gone(truth.assign(visible=True), tracked))
+
+
+def test_presence_accuracy_counts_wrong_positions_and_gaps():
+    # one particle, radius 10 px (area 100 pi), visible on frames 0-9, gone on 10-11
+    t = pd.DataFrame(
+        {
+            "frame": range(12),
+            "particle": 1,
+            "x": 50.0,
+            "y": 50.0,
+            "visible": [True] * 10 + [False] * 2,
+            "area_px": [100 * np.pi] * 12,
+        }
+    )
+    # frames 0-5 right (off by 3 px), 6-7 absent (a gap), 8-9 wandered 25 px, 10-11 shown while gone
+    x = [53.0] * 6 + [np.nan] * 2 + [75.0] * 2 + [50.0] * 2
+    p = pd.DataFrame(
+        {
+            "frame": range(12),
+            "particle": 1,
+            "x": x,
+            "y": 50.0,
+            "present": [True] * 6 + [False] * 2 + [True] * 4,
+        }
+    )
+    m = presence_accuracy(t, p)
+    assert m["reported"] == 10 and m["wrong"] == 4
+    assert m["wrong_while_present"] == pytest.approx(0.4)
+    assert m["coverage"] == pytest.approx(6 / 10)
+    assert m["wrong_per_particle"]["1"] == pytest.approx(0.4)
+    # a gap instead of the wandering frames: coverage unchanged, nothing wrong while present
+    p.loc[8:11, "present"] = False
+    m = presence_accuracy(t, p)
+    assert m["wrong_while_present"] == 0 and m["coverage"] == pytest.approx(0.6)
+
+
+def test_presence_accuracy_radius_is_the_equivalent_radius():
+    t = pd.DataFrame(
+        {"frame": [0, 1], "particle": 2, "x": 0.0, "y": 0.0, "visible": True, "area_px": 400 * np.pi}
+    )
+    p = pd.DataFrame({"frame": [0, 1], "particle": 2, "x": [19.9, 20.1], "y": 0.0, "present": True})
+    m = presence_accuracy(t, p)  # radius 20 px: 19.9 px is right, 20.1 px wrong
+    assert m["wrong"] == 1 and m["coverage"] == pytest.approx(0.5)
+
+
+def test_presence_accuracy_scores_only_evaluated_frames():
+    t = pd.DataFrame({"frame": [1, 2], "particle": 1, "x": 0.0, "y": 0.0, "visible": True, "area_px": 100.0})
+    p = pd.DataFrame({"frame": [0, 1, 2], "particle": 1, "x": 0.0, "y": 0.0, "present": True})
+    m = presence_accuracy(t, p)  # frame 0 (the prompt frame) is not in the truth: not scored
+    assert m["reported"] == 2 and m["wrong"] == 0 and m["coverage"] == 1.0
+
+
+def test_presence_accuracy_leaves_out_partly_visible_frames():
+    t = pd.DataFrame(
+        {"frame": [1, 2, 3], "particle": 1, "x": [5.0, -3.0, -30.0], "y": 0.0, "area_px": 100.0}
+    ).assign(visible=[True, True, False], inside=[True, False, False])
+    p = pd.DataFrame({"frame": [1, 2, 3], "particle": 1, "x": [5.0, 4.0, 2.0], "y": 0.0, "present": True})
+    m = presence_accuracy(t, p)  # frame 2: centre off the field, not scored; frame 3: gone, wrong
+    assert m["partial"] == 1 and m["reported"] == 2 and m["wrong"] == 1 and m["coverage"] == 1.0

@@ -156,7 +156,9 @@ def test_absent_frames_are_remembered_as_absent(tiny, frames):
     forward, offset = head.forward, {"value": 0.0}
     head.forward = lambda x: forward(x) + offset["value"]
     try:  # the random tiny model's predicted IoUs are arbitrary: no IoU condition to come back
-        tracker = StreamingTracker(tiny, mode="roi", reappear_iou=0.0)
+        tracker = StreamingTracker(
+            tiny, mode="roi", reappear_iou=0.0, verify=False
+        )  # SAM 2's own rules under test (no position check)
         tracker.start(frames[0], BOXES)
         offset["value"] = 5.0
         tracker.step(frames[1])
@@ -208,7 +210,7 @@ def test_hysteresis_needs_a_higher_score_to_come_back(tiny, frames, reappear):
 @pytest.mark.parametrize("mode", ["roi", "full"])
 @pytest.mark.parametrize("smooth", [1, 4])
 def test_state_is_bounded(tiny, frames, mode, smooth):
-    tracker = StreamingTracker(tiny, mode=mode, smooth_frames=smooth)
+    tracker = StreamingTracker(tiny, mode=mode, smooth_frames=smooth, verify=False)  # SAM 2's memory layout
     run(tracker, frames, n=25)
     sizes = []
     for f in frames[25:]:
@@ -275,7 +277,7 @@ def test_reappear_iou_and_frames(tiny, frames, min_iou, needed):
     video = frames
     try:
         tracker = StreamingTracker(
-            tiny, mode="roi", reappear_iou=min_iou, reappear_frames=needed, reappear_edge=1000.0
+            tiny, mode="roi", reappear_iou=min_iou, reappear_frames=needed, reappear_edge=1000.0, verify=False
         )
         assert all(r.present for r in tracker.start(video[0], BOXES).values())
         value["logit"] = -5.0
@@ -326,7 +328,7 @@ def test_lost_iou_in_the_tracker(tiny, frames):
     iou_head.forward = lambda x: torch.full_like(iou_forward(x), value["iou"])
     try:
         tracker = StreamingTracker(
-            tiny, mode="roi", lost_iou=0.5, lost_frames=2, reappear_score=0.5, reappear_iou=0.0
+            tiny, mode="roi", lost_iou=0.5, lost_frames=2, reappear_score=0.5, reappear_iou=0.0, verify=False
         )
         assert all(r.present for r in tracker.start(frames[0], BOXES).values())
         steps = [(1, 0.2, True), (2, 0.9, True), (3, 0.2, True), (4, 0.2, False), (5, 0.2, True)]
@@ -352,7 +354,7 @@ def test_reappear_iou_applies_near_the_edge_only(tiny, frames):
     head.forward = lambda x: torch.full_like(forward(x), value["logit"])
     iou_head.forward = lambda x: torch.full_like(iou_forward(x), 0.3)  # below reappear_iou
     try:
-        tracker = StreamingTracker(tiny, mode="roi", reappear_iou=0.6, reappear_edge=1.0)
+        tracker = StreamingTracker(tiny, mode="roi", reappear_iou=0.6, reappear_edge=1.0, verify=False)
         tracker.start(frames[0], BOXES)
         value["logit"] = -5.0
         tracker.step(frames[1])
@@ -394,9 +396,9 @@ def test_mirror_is_equivariant_in_full_mode(tiny, frames):
 
 
 def test_mirror_keeps_a_second_bounded_memory(tiny, frames):
-    tracker = StreamingTracker(tiny, mode="roi", mirror=True)
+    tracker = StreamingTracker(tiny, mode="roi", mirror=True, verify=False)  # no frames kept for the check
     run(tracker, frames, n=25)
-    single = StreamingTracker(tiny, mode="roi")
+    single = StreamingTracker(tiny, mode="roi", verify=False)
     run(single, frames, n=25)
     for obj in tracker._objects.values():
         assert obj.twin is not None and obj.twin.layout() == obj.memory.layout()

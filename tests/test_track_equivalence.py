@@ -103,7 +103,13 @@ def run_samem(model, frames, boxes, monkeypatch):
     monkeypatch.setattr(tracker_mod, "upsample_logits", capture)
     # SAM 2's own rules: no presence rule, frames and masks as the model gives them
     sam2_rules = dict(
-        reappear_score=0.5, reappear_iou=0.0, lost_iou=0.0, smooth_frames=1, denoise=0.0, centroid="mask"
+        reappear_score=0.5,
+        reappear_iou=0.0,
+        lost_iou=0.0,
+        smooth_frames=1,
+        denoise=0.0,
+        centroid="mask",
+        verify=False,
     )
     tracker = StreamingTracker(model, mode="full", **sam2_rules)
     results = []

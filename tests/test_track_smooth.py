@@ -93,7 +93,7 @@ def test_tracker_reports_smoothed_masks_and_keeps_sam2_memory(tiny, monkeypatch,
     box = (x - small, y - small, x + small + 1, y + small + 1)
     out = {}
     for k in (1, 3):
-        opts = dict(crop_size_px=48, smooth_frames=k, reappear_score=0.5, centroid="mask")
+        opts = dict(crop_size_px=48, smooth_frames=k, reappear_score=0.5, centroid="mask", verify=False)
         tracker = StreamingTracker(tiny, mode=mode, **opts)
         res = []
         for t, (r, c) in enumerate(plan):

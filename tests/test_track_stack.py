@@ -128,7 +128,7 @@ def test_search_moves_only_the_waiting_window(tiny, frames):
 
     head.forward = fake
     try:
-        kw = dict(mode="roi", reappear_iou=0.0, centroid="mask")
+        kw = dict(mode="roi", reappear_iou=0.0, centroid="mask", verify=False)
         plain, wide = StreamingTracker(tiny, **kw), StreamingTracker(tiny, search_zoom=2.0, **kw)
         state["first"] = 5.0
         for tr in (plain, wide):

@@ -15,10 +15,12 @@ ROWS = [
     ("J&F (0-100)", "jf_mean", "{:.1f}"),
     ("centroid error (px)", "centroid_err_px", "{:.2f}"),
     ("centroid error (nm)", "centroid_err_nm", "{:.2f}"),
+    ("worst particle (px)", "centroid_err_worst_px", "{:.2f}"),
     ("ID switches", "id_switches", "{:d}"),
     ("MOTA", "mota", "{:.3f}"),
     ("IDF1", "idf1", "{:.3f}"),
-    ("track coverage", "coverage", "{:.3f}"),
+    ("coverage (correct)", "coverage", "{:.3f}"),
+    ("wrong while present", "wrong_while_present", "{:.3f}"),
     ("present when gone", "present_when_gone", "{:.3f}"),
     ("D tracked vs true", "d_rel_err", "{:.1%}"),
     ("frames/s", "fps", "{:.1f}"),
@@ -33,7 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Prompts every particle with its box on the truth's first frame, tracks the video with samem "
             "(or scores an existing results.h5) and with the classical baseline (bandpass + trackpy locate "
             "+ link, local-threshold masks), and reports IoU, J&F, centroid error, ID switches, MOTA/IDF1, "
-            "coverage and the error of D from tracked vs true trajectories."
+            "coverage (frames reported present within one equivalent radius of the truth), wrong while "
+            "present (frames reported present farther off, or while the particle is gone) and the error of "
+            "D from tracked vs true trajectories."
         ),
     )
     p.add_argument("truth", help="synthetic video with /truth (from samem synth)")

@@ -13,8 +13,20 @@ mask metrics as in DAVIS semi-supervised evaluation):
 ``centroid_err_px`` / ``centroid_err_nm``
     mean distance between tracked and true centre of mass, on frames where the particle is
     tracked and lies wholly inside the field of view.
-``id_switches``, ``mota``, ``idf1``, ``coverage``
+``id_switches``, ``mota``, ``idf1``, ``recall_mot``
     from ``motmetrics`` on centroids (match radius: half the median prompt box side).
+``wrong_while_present``
+    fraction of the (frame, particle) pairs reported present whose centroid lies more than
+    one equivalent radius (``sqrt(area / pi)``) from the true centre, or whose particle is
+    out of view: positions that would corrupt the MSD
+    (:func:`samem.eval.metrics.presence_accuracy`).
+``coverage``
+    fraction of the (frame, particle) pairs with the particle in view that are reported
+    present *and* correct (within one equivalent radius); a gap and a wrong position cost
+    coverage alike, but only a wrong position costs ``wrong_while_present``.
+``centroid_err_worst_px``
+    the largest per-particle mean centroid error (px): one lost particle shows here even
+    when the mean over particles hides it.
 ``present_when_gone``
     fraction of the (frame, particle) pairs on which a particle is out of view (left the
     field) but reported present, i.e. followed onto something else; NaN if none leaves.
@@ -35,7 +47,14 @@ import numpy as np
 import pandas as pd
 
 from samem.errors import SamemError
-from samem.eval.metrics import boundary_f, centroid_errors, identity_metrics, iou, present_when_gone
+from samem.eval.metrics import (
+    boundary_f,
+    centroid_errors,
+    identity_metrics,
+    iou,
+    presence_accuracy,
+    present_when_gone,
+)
 from samem.io.h5 import open_h5
 from samem.io.table import read_table
 from samem.synthetic import read_truth
@@ -108,12 +127,14 @@ def score(
     truth_tracks = truth.tracks
     evaluated = truth_tracks[truth_tracks["particle"].isin(ids) & (truth_tracks["frame"] > 0)]
     gone_shown = present_when_gone(evaluated, tracked) if "visible" in evaluated else math.nan
+    trust = presence_accuracy(evaluated, tracked) if "area_px" in evaluated else {}
     if "visible" in truth_tracks:
         truth_tracks = truth_tracks[truth_tracks["visible"].astype(bool)]
     truth_tracks = truth_tracks[truth_tracks["particle"].isin(ids)]
     present = tracked[tracked["present"].astype(bool)] if "present" in tracked else tracked
     present = present.dropna(subset=["x", "y"])
     err = centroid_errors(truth_tracks, present, {i: i for i in ids})
+    err_per = err.groupby(level="particle").mean() if len(err) else pd.Series(dtype=float)
     radius = 0.5 * float(np.median([max(b[2] - b[0], b[3] - b[1]) for b in boxes.values()]))
     ident = identity_metrics(truth_tracks, present, max_dist_px=max(radius, 2.0))
     d_err, d_per = _d_rel_err(truth_tracks, present, truth.pixel_size_nm, truth.frame_interval_s)
@@ -128,7 +149,10 @@ def score(
         "centroid_err_px": float(err.mean()) if len(err) else math.nan,
         "centroid_err_p95_px": float(err.quantile(0.95)) if len(err) else math.nan,
         "centroid_err_nm": float(err.mean() * px) if len(err) else math.nan,
+        "centroid_err_worst_px": float(err_per.max()) if len(err_per) else math.nan,
+        "centroid_err_per_particle": {str(int(k)): float(v) for k, v in err_per.items()},
         **ident,
+        **trust,
         "present_when_gone": gone_shown,
         "d_rel_err": d_err,
         "d_rel_err_per_particle": {str(k): v for k, v in d_per.items()},

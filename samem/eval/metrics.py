@@ -9,6 +9,7 @@ Identity metrics (MOTA, IDF1, ID switches) come from ``motmetrics`` on centroids
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -98,7 +99,7 @@ def match_ids(pred_labels: np.ndarray, truth_labels: np.ndarray) -> dict[int, in
 
 
 def identity_metrics(truth: pd.DataFrame, tracked: pd.DataFrame, max_dist_px: float) -> dict[str, float]:
-    """MOTA, IDF1, ID switches and coverage of tracked centroids against truth centroids.
+    """MOTA, IDF1, ID switches and recall of tracked centroids against truth centroids.
 
     Parameters
     ----------
@@ -130,7 +131,7 @@ def identity_metrics(truth: pd.DataFrame, tracked: pd.DataFrame, max_dist_px: fl
         "mota": float(s["mota"].iloc[0]),
         "idf1": float(s["idf1"].iloc[0]),
         "id_switches": int(s["num_switches"].iloc[0]),
-        "coverage": float(s["recall"].iloc[0]),
+        "recall_mot": float(s["recall"].iloc[0]),
     }
 
 
@@ -176,3 +177,69 @@ def present_when_gone(truth: pd.DataFrame, tracked: pd.DataFrame) -> float:
         shown = shown[shown["present"].astype(bool)]
     hit = gone.merge(shown[["frame", "particle"]].drop_duplicates(), on=["frame", "particle"])
     return len(hit) / len(gone)
+
+
+def presence_accuracy(truth: pd.DataFrame, tracked: pd.DataFrame) -> dict[str, Any]:
+    """How far "present" can be trusted: wrong-while-present frames and coverage.
+
+    A (frame, particle) reported present is *correct* when the particle is in view on that
+    frame and the reported centroid lies within one equivalent radius (``sqrt(area / pi)``,
+    px, of the true particle on that frame) of the true centre; otherwise it is *wrong*: a
+    position that would silently corrupt the particle's MSD. Frames on which the particle is
+    only partly in the field (``inside`` False, ``visible`` True) are not scored, as in
+    :func:`centroid_errors`: its true centre of mass is not in the image (samem flags such
+    rows ``edge``); their number is returned as ``partial``.
+
+    Parameters
+    ----------
+    truth : DataFrame
+        Columns frame, particle, x, y (px), ``visible`` and ``area_px``: every evaluated frame
+        of every evaluated particle (other tracked rows are not scored).
+    tracked : DataFrame
+        Columns frame, particle, x, y (px) and optionally ``present``; absent rows have
+        ``present`` False or NaN x/y.
+
+    Returns
+    -------
+    dict
+        ``wrong_while_present``: wrong / reported present (NaN if nothing is reported);
+        ``coverage``: correct / visible (frame, particle) pairs; per particle (keys are
+        truth ids as strings) ``wrong_per_particle`` and ``coverage_per_particle``; and
+        ``reported``, ``wrong``, ``visible`` counts.
+    """
+    shown = tracked.dropna(subset=["x", "y"])
+    if "present" in shown:
+        shown = shown[shown["present"].astype(bool)]
+    shown = shown[["frame", "particle", "x", "y"]].drop_duplicates(["frame", "particle"])
+    partial = truth["visible"].astype(bool) & ~truth["inside"].astype(bool) if "inside" in truth else None
+    n_partial = 0 if partial is None else int(partial.sum())
+    if partial is not None:
+        truth = truth[~partial]
+    cols = ["frame", "particle", "x", "y", "visible", "area_px"]
+    # (frame, particle) pairs the truth does not evaluate (e.g. the prompt frame) are left out
+    m = shown.merge(truth[cols], on=["frame", "particle"], how="inner", suffixes=("_p", "_t"))
+    radius = np.sqrt(m["area_px"].fillna(0).to_numpy(float) / np.pi)
+    dist = np.hypot(m["x_p"] - m["x_t"], m["y_p"] - m["y_t"]).to_numpy(float)
+    visible = m["visible"].fillna(False).astype(bool).to_numpy()
+    correct = visible & np.isfinite(dist) & (dist <= radius)
+    m = m.assign(correct=correct)
+    seen = truth[truth["visible"].astype(bool)]
+    n_visible = seen.groupby("particle").size()
+    good = m[m["correct"]].groupby("particle").size()
+    reported = m.groupby("particle").size()
+    bad = (~m["correct"]).groupby(m["particle"]).sum()
+    ids = sorted(set(truth["particle"].astype(int)))
+    return {
+        "wrong_while_present": float((~correct).mean()) if len(m) else float("nan"),
+        "coverage": float(correct.sum() / len(seen)) if len(seen) else float("nan"),
+        "wrong_per_particle": {
+            str(i): float(bad.get(i, 0) / reported[i]) if reported.get(i, 0) else float("nan") for i in ids
+        },
+        "coverage_per_particle": {
+            str(i): float(good.get(i, 0) / n_visible[i]) if n_visible.get(i, 0) else float("nan") for i in ids
+        },
+        "reported": int(len(m)),
+        "wrong": int((~correct).sum()),
+        "visible": int(len(seen)),
+        "partial": n_partial,
+    }

@@ -138,6 +138,31 @@ class TrackerOptions:
         side (longest side, px) of the tracked objects, so it scales with the particles
         (0.04: 2 px for 50 px particles): a noisy frame is normalised and seen as a cleaner
         one would be, for a slightly softer boundary. 0: off.
+    verify
+        Check every position against an independent detector and the particle's own motion
+        (:mod:`samem.track.verify`): SAM 2's position is reported only where the frame's
+        band-passed contrast confirms a particle inside the motion gate; otherwise the object
+        is reported absent (a gap, never a wrong position) and the frame is kept out of its
+        memory; a detector peak inside the gate, on ``verify_frames`` consecutive frames
+        without a confirmed position, prompts the object again on the next frame.
+    verify_sigmas
+        Motion gate: this many per-axis step spreads (the particle's own, measured on its
+        verified frames, grown with ``sqrt`` of the frames since) plus its radius.
+    verify_z
+        Least detector *z* (band-passed contrast / its robust noise level) on the mean of the
+        last ``verify_average`` frames that confirms a position ...
+    verify_fraction
+        ... and at least this fraction of the particle's typical *z* on its verified frames.
+    verify_peak_z, verify_peak_fraction
+        The same two thresholds for a detector peak that prompts an unconfirmed object again.
+    verify_average
+        Frames (the current one and the previous ones) whose mean the detector filters.
+    verify_frames
+        Consecutive frames with a detector peak (each within one frame's gate of the last)
+        but no confirmed position before the object is prompted again on that peak.
+    verify_step
+        Prior per-axis step spread (px per frame) as a fraction of the prompt-box side, until
+        the particle's own steps are measured.
     low_percentile, high_percentile
         Intensity normalisation (:func:`samem.track.preprocess.normalize_frame`); from the
         model config's ``preprocess:`` section so tracking matches training.
@@ -170,6 +195,15 @@ class TrackerOptions:
     search_zoom: float = 1.0
     mask_threshold: float = 0.5
     denoise: float = 0.04
+    verify: bool = True
+    verify_sigmas: float = 4.0
+    verify_z: float = 2.5
+    verify_fraction: float = 0.4
+    verify_peak_z: float = 4.0
+    verify_peak_fraction: float = 0.5
+    verify_average: int = 3
+    verify_frames: int = 2
+    verify_step: float = 0.25
     low_percentile: float = 0.5
     high_percentile: float = 99.5
 
@@ -220,6 +254,22 @@ class TrackerOptions:
             raise SamemError(f"mask_threshold {self.mask_threshold} must be from 0.05 to 0.95")
         if not 0 <= self.denoise <= 0.5:
             raise SamemError(f"denoise {self.denoise} must be from 0 to 0.5 (fraction of the box side)")
+        if not 1 <= self.verify_sigmas <= 20:
+            raise SamemError(f"verify_sigmas {self.verify_sigmas} must be from 1 to 20")
+        if not 0 <= self.verify_z <= 50:
+            raise SamemError(f"verify_z {self.verify_z} must be from 0 to 50")
+        if not 0 <= self.verify_fraction <= 1:
+            raise SamemError(f"verify_fraction {self.verify_fraction} must be from 0 to 1")
+        if not 0 <= self.verify_peak_z <= 50:
+            raise SamemError(f"verify_peak_z {self.verify_peak_z} must be from 0 to 50")
+        if not 0 <= self.verify_peak_fraction <= 1:
+            raise SamemError(f"verify_peak_fraction {self.verify_peak_fraction} must be from 0 to 1")
+        if not 1 <= self.verify_average <= 16:
+            raise SamemError(f"verify_average {self.verify_average} must be from 1 to 16")
+        if not 1 <= self.verify_frames <= 64:
+            raise SamemError(f"verify_frames {self.verify_frames} must be from 1 to 64")
+        if not 0.01 <= self.verify_step <= 5:
+            raise SamemError(f"verify_step {self.verify_step} must be from 0.01 to 5 (of the box side)")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:
             raise SamemError("need 0 <= low_percentile < high_percentile <= 100")
 

@@ -12,6 +12,7 @@ object's memory to what the next frame needs (:mod:`samem.track.memory`).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 from collections.abc import Hashable, Mapping, Sequence
@@ -52,6 +53,7 @@ from samem.track.roi import (
 )
 from samem.track.smooth import MaskSmoother
 from samem.track.stack import FrameStack
+from samem.track.verify import Verifier
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ class _Object:
     twin: ObjectMemory | None = None  # memory of the mirrored view (TrackerOptions.mirror)
     stack: FrameStack | None = None  # past aligned windows (TrackerOptions.stack_frames)
     matched: MatchedFilter | None = None  # template of the particle (TrackerOptions.centroid "matched")
+    verifier: Verifier | None = None  # detector and motion check (TrackerOptions.verify)
+    box_wh: tuple[float, float] = (0.0, 0.0)  # prompt box width, height (px)
+    reprompt: np.ndarray | None = None  # box the detector asks to prompt on the next frame
+    trusted: bool = False  # prompted by the user on this frame (not by the detector)
 
     def clear_history(self) -> None:
         """Forget the past frames' masks, windows and template (absent, or prompted again)."""
@@ -173,6 +179,7 @@ class StreamingTracker:
         self._frame_idx = -1
         self._shape: tuple[int, int] | None = None
         self._pos_cache: dict[tuple, torch.Tensor] = {}
+        self._recent: collections.deque = collections.deque(maxlen=self.options.verify_average)
 
     @property
     def denoise_sigma_px(self) -> float:
@@ -207,8 +214,14 @@ class StreamingTracker:
         boxes = {oid: self._check_box(oid, box, gray.shape) for oid, box in (prompts or {}).items()}
         self._shape = gray.shape
         self._frame_idx += 1
+        for oid, obj in self._objects.items():
+            if obj.reprompt is not None and oid not in boxes:  # the detector found it again
+                boxes[oid] = obj.reprompt
+            obj.reprompt = None
         for oid, box in boxes.items():
             self._prompt(oid, box)
+        for oid, obj in self._objects.items():
+            obj.trusted = prompts is not None and oid in prompts  # a user prompt is not checked
         if not self._objects:
             return {}
         gray = denoise(gray, self.denoise_sigma_px)
@@ -223,8 +236,9 @@ class StreamingTracker:
         del self._objects[obj_id]
 
     def state_nbytes(self) -> int:
-        """Bytes held for all objects: SAM 2 memory tensors, mask-smoothing and frame-stacking history."""
-        return sum(
+        """Bytes held: SAM 2 memory tensors, mask-smoothing and frame-stacking history of every
+        object, and the last frames the position check filters (``verify_average``)."""
+        return sum(f.nbytes for f in self._recent) + sum(
             o.memory.nbytes()
             + o.smoother.nbytes()
             + (o.twin.nbytes() if o.twin is not None else 0)
@@ -271,6 +285,8 @@ class StreamingTracker:
                 twin=twin,
                 stack=stack,
                 matched=matched,
+                verifier=self._new_verifier(box) if opts.verify else None,
+                box_wh=(float(box[2] - box[0]), float(box[3] - box[1])),
             )
             return
         if opts.clear_memory_on_prompt:
@@ -280,6 +296,21 @@ class StreamingTracker:
         obj.clear_history()
         obj.side, obj.size, obj.centre, obj.last = side, box_side(box), centre, None
         obj.absent, obj.pending, obj.weak = False, 0, 0
+        obj.box_wh = (float(box[2] - box[0]), float(box[3] - box[1]))
+
+    def _new_verifier(self, box: np.ndarray) -> Verifier:
+        opts = self.options
+        radius = 0.5 * math.sqrt(max(1.0, float(box[2] - box[0]) * float(box[3] - box[1])))
+        return Verifier(
+            radius,
+            opts.verify_step,
+            opts.verify_sigmas,
+            opts.verify_z,
+            opts.verify_fraction,
+            opts.verify_peak_z,
+            opts.verify_peak_fraction,
+            opts.verify_frames,
+        )
 
     def _new_memory(self) -> ObjectMemory:
         m = self.model
@@ -349,6 +380,8 @@ class StreamingTracker:
         seen = {
             o: self._observe(self._objects[o], *raw[o][:2], windows and windows[o], gray.shape) for o in ids
         }
+        if self.options.verify:
+            self._verify(gray, ids, seen, raw, entries)
         second = self._second_look(gray, levels, ids, boxes, seen) if self.options.stack_frames > 1 else {}
         if self.options.search_zoom > 1 and windows is not None:
             self._search(gray, levels, [o for o in ids if seen[o] is None and o not in boxes], seen)
@@ -377,6 +410,42 @@ class StreamingTracker:
             obj.pending = obj.pending + 1 if passed and obj.absent else 0
             obj.weak = obj.weak + 1 if weak and not obj.absent else 0
         return results
+
+    def _verify(self, gray: np.ndarray, ids: list, seen: dict, raw: dict, entries: dict) -> None:
+        """Check every object's position (:mod:`samem.track.verify`): an unconfirmed one is
+        reported absent and kept out of memory; a detector peak may prompt it on the next frame."""
+        self._recent.append(np.array(gray, np.float32))  # a copy: callers may reuse frame buffers
+        frames = list(self._recent)
+        found = {o: seen[o][2][0] for o in ids if seen[o] is not None}
+        for oid in ids:
+            obj = self._objects[oid]
+            ver = obj.verifier
+            here = found.get(oid)
+            if obj.trusted:  # a user prompt on this frame: trusted, starts the check
+                ver.start(frames, here or (obj.centre[0] - 0.5, obj.centre[1] - 0.5), self._frame_idx)
+                continue
+            if ver.motion.last is None:  # never seen a trusted position (cannot happen via start())
+                continue
+            others = [(*found[o], self._objects[o].verifier.radius) for o in found if o != oid]
+            verdict = ver.check(frames, self._frame_idx, here, others)
+            if verdict.found is not None:
+                (x, y), (bw, bh) = verdict.found, obj.box_wh
+                x, y = x + 0.5, y + 0.5  # pixel indices -> continuous coordinates
+                obj.reprompt = np.array([x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2])
+            if verdict.supported:
+                continue
+            h, w = gray.shape
+            wait_x, wait_y = verdict.centre[0] + 0.5, verdict.centre[1] + 0.5  # the window waits there
+            obj.centre = (min(max(wait_x, 0.0), w), min(max(wait_y, 0.0), h))
+            if here is None:
+                continue
+            seen[oid] = None  # reported absent: a gap, not a wrong position
+            found.pop(oid)
+            obj.absent = True
+            obj.clear_history()
+            entries[oid] = []  # and kept out of SAM 2's memory
+            logits, score_logit, iou = raw[oid]
+            raw[oid] = (logits, min(score_logit, HELD_ABSENT_LOGIT), iou)
 
     def _gate(self, members: list):
         """The presence gate of ``members`` (``None`` when it cannot change anything)."""

@@ -1,0 +1,99 @@
+"""The position check of samem.track.verify: motion model, detector and decisions."""
+
+import math
+
+import numpy as np
+import pytest
+
+from samem.track.verify import Motion, Verifier, contrast_map
+
+
+def _frame(rng, centres, radius=8.0, contrast=-12.0, noise=12.0, size=160):
+    """A noisy frame (background 120) with dark discs at ``centres`` (x, y; px)."""
+    yy, xx = np.mgrid[:size, :size]
+    f = rng.normal(120.0, noise, (size, size))
+    for cx, cy in centres:
+        f[(xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2] += contrast
+    return f.astype(np.float32)
+
+
+def _verifier(**kw):
+    args = dict(radius=8.0, prior_step=0.25, gate_sigmas=4.0, z_min=2.5, fraction=0.4, peak_z=4.0)
+    args.update(peak_fraction=0.5, frames=2)
+    args.update(kw)
+    return Verifier(**args)
+
+
+def test_motion_spread_converges_to_the_particles_own_steps():
+    rng = np.random.default_rng(1)
+    m = Motion(prior_px=20.0)
+    pos = np.zeros(2)
+    for t in range(400):
+        m.update(tuple(pos), t)
+        pos += rng.normal(0, 3.0, 2)  # 3 px per axis per frame
+    assert m.spread() == pytest.approx(3.0, rel=0.1)
+    assert m.velocity() == (0.0, 0.0)  # Brownian: no velocity
+    centre, spread = m.predict(m.last_frame + 4)  # four frames on: spread grows as sqrt(4)
+    assert centre == m.last and spread == pytest.approx(2 * m.spread())
+
+
+def test_motion_finds_a_drift_and_counts_gaps_per_frame():
+    rng = np.random.default_rng(2)
+    m = Motion(prior_px=5.0)
+    for t in range(0, 300, 3):  # seen every third frame: 3 frames of 2 px/frame drift per step
+        m.update((2.0 * t + rng.normal(0, 1.0), rng.normal(0, 1.0)), t)
+    vx, vy = m.velocity()
+    assert vx == pytest.approx(2.0, abs=0.1) and abs(vy) < 0.1
+    assert m.predict(m.last_frame + 1)[0][0] == pytest.approx(m.last[0] + vx)
+
+
+def test_contrast_map_peaks_on_a_faint_particle_and_averaging_helps():
+    rng = np.random.default_rng(3)
+    frames = [_frame(rng, [(80, 80)], contrast=-6.0) for _ in range(3)]  # per-pixel SNR 0.5
+    one = contrast_map(frames[-1], (80, 80), 60, 8.0, 1.0)
+    avg = contrast_map(frames, (80, 80), 60, 8.0, 1.0)
+    (x, y), z = avg.peak((80, 80), 50, [])
+    assert math.hypot(x - 80, y - 80) < 4 and z > 4
+    assert avg.at(80, 80, 4) > one.at(80, 80, 4)
+    assert avg.at(30, 30, 4) < 3  # background
+    bright = contrast_map(frames[-1], (80, 80), 60, 8.0, -1.0)  # the wrong sign sees no particle
+    assert bright.at(80, 80, 4) < 1
+
+
+def test_verifier_confirms_the_particle_and_refuses_noise_and_neighbours():
+    rng = np.random.default_rng(4)
+    v = _verifier()
+    frames = [_frame(rng, [(80, 80), (120, 40)])]
+    v.start(frames, (80.0, 80.0), 0)
+    assert v.sign == 1.0 and v.typical > 4
+    frames.append(_frame(rng, [(82, 79), (120, 40)]))
+    assert v.check(frames, 1, (82.0, 79.0), [(120.0, 40.0, 8.0)]).supported
+    frames.append(_frame(rng, [(83, 80), (120, 40)]))
+    off = v.check(frames, 2, (50.0, 110.0), [(120.0, 40.0, 8.0)])  # SAM 2 on empty noise
+    assert not off.supported and off.centre == v.motion.last
+    frames.append(_frame(rng, [(84, 80), (120, 40)]))
+    assert not v.check(frames, 3, (120.0, 40.0), [(120.0, 40.0, 8.0)]).supported  # on the other particle
+
+
+def test_verifier_prompts_again_after_consistent_peaks_inside_the_gate():
+    rng = np.random.default_rng(5)
+    v = _verifier()
+    frames = [_frame(rng, [(80, 80)])]
+    v.start(frames, (80.0, 80.0), 0)
+    first = v.check(frames + [_frame(rng, [(90, 84)])], 1, None, [])  # SAM 2 lost it: a peak, wait
+    assert not first.supported and first.found is None
+    second = v.check([_frame(rng, [(92, 85)])], 2, None, [])
+    assert second.found is not None and math.hypot(second.found[0] - 92, second.found[1] - 85) < 4
+    # a particle far outside the gate (prior spread 4 px x 4 + radius) is never taken
+    w = _verifier()
+    w.start([_frame(rng, [(40, 40)])], (40.0, 40.0), 0)
+    for t in (1, 2, 3):
+        assert w.check([_frame(rng, [(130, 130)])], t, None, []).found is None
+
+
+def test_verifier_gate_grows_while_the_particle_is_unseen():
+    v = _verifier()
+    v.start([np.full((64, 64), 100.0, np.float32)], (32.0, 32.0), 0)
+    _, near = v.motion.predict(1)
+    _, later = v.motion.predict(10)
+    assert later == pytest.approx(near * math.sqrt(10))
