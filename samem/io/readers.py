@@ -15,6 +15,7 @@ Adding a format is one function and one call: write ``opener(path) -> VideoReade
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -120,6 +121,12 @@ class VideoReader:
         return f"{type(self).__name__}({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
 
 
+def _short(exc: BaseException) -> str:
+    """One line naming an exception, for user-facing messages."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
 def _positive_or_none(value: Any) -> float | None:
     try:
         v = float(value)
@@ -166,7 +173,10 @@ class HDF5Reader(VideoReader):
         }
 
     def _read(self, i: int) -> np.ndarray:
-        frame = self._ds[i]
+        try:
+            frame = self._ds[i]
+        except (OSError, ValueError, KeyError) as exc:  # damaged chunks of a file
+            raise SamemError(f"{self.path}: cannot read frame {i} of {len(self)} ({_short(exc)})") from None
         return to_gray(frame) if frame.ndim == 3 else frame
 
     def close(self) -> None:
@@ -195,6 +205,29 @@ def _tiff_metadata(tif) -> dict[str, Any]:
     return meta
 
 
+class _TiffComplaints(logging.Handler):
+    """Collects what tifffile logs while it reads: on a damaged file it logs ERRORs and returns
+    what it could (e.g. one page of a truncated stack) instead of raising."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split())[:160])
+
+    def __enter__(self):
+        self._logger = logging.getLogger("tifffile")
+        self._propagate = self._logger.propagate
+        self._logger.addHandler(self)
+        self._logger.propagate = False  # said once, in the SamemError, not as extra log lines
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.removeHandler(self)
+        self._logger.propagate = self._propagate
+
+
 class TiffReader(VideoReader):
     """A TIFF stack: multi-page or one (T, H, W[, C]) series; memory-mapped when uncompressed."""
 
@@ -202,11 +235,20 @@ class TiffReader(VideoReader):
         import tifffile
 
         self.path = path
-        try:
-            self._tif = tifffile.TiffFile(path)
-            series = self._tif.series[0]
-        except (tifffile.TiffFileError, OSError, IndexError, ValueError) as exc:
-            raise SamemError(f"{path}: not a readable TIFF file ({exc})") from None
+        with _TiffComplaints() as complaints:
+            try:
+                self._tif = tifffile.TiffFile(path)
+            except Exception as exc:  # tifffile raises many kinds on damaged files: all the file's fault
+                raise SamemError(f"{path}: not a readable TIFF file ({_short(exc)})") from None
+            try:
+                series = self._tif.series[0]
+                len(self._tif.pages)  # reads every page header: a truncated file is noticed now
+            except Exception as exc:
+                self._tif.close()
+                raise SamemError(f"{path}: not a readable TIFF file ({_short(exc)})") from None
+        if complaints.messages:
+            self._tif.close()
+            raise SamemError(f"{path}: damaged or truncated TIFF (tifffile: {complaints.messages[0]})")
         shape = tuple(int(s) for s in series.shape)
         self._rgb = len(shape) >= 3 and shape[-1] in (3, 4) and series.axes.endswith("S")
         spatial = shape[:-1] if self._rgb else shape
@@ -220,6 +262,14 @@ class TiffReader(VideoReader):
         self._series = series
         self._mm = None
         if series.dataoffset is not None:  # contiguous, uncompressed: map the file, read nothing now
+            need = int(series.dataoffset) + int(np.prod(shape)) * self.dtype.itemsize
+            have = path.stat().st_size
+            if need > have:
+                self._tif.close()
+                raise SamemError(
+                    f"{path}: truncated TIFF: its {'x'.join(map(str, shape))} {self.dtype} stack needs "
+                    f"{need} bytes, the file has {have} (an interrupted copy or acquisition?)"
+                )
             self._mm = np.memmap(
                 path,
                 dtype=self.dtype.newbyteorder(self._tif.byteorder),
@@ -230,14 +280,19 @@ class TiffReader(VideoReader):
         self.metadata = {"format": "tiff", **_tiff_metadata(self._tif)}
 
     def _read(self, i: int) -> np.ndarray:
-        if self._mm is not None:
-            frame = np.asarray(self._mm[i])
-        else:
-            pages = self._series.pages
-            if len(pages) == self.shape[0]:
-                frame = pages[i].asarray()
-            else:  # one page holds the whole stack (e.g. a single compressed volume)
-                frame = self._series.asarray().reshape(self.shape + ((-1,) if self._rgb else ()))[i]
+        try:
+            if self._mm is not None:
+                frame = np.asarray(self._mm[i])
+            else:
+                pages = self._series.pages
+                if len(pages) == self.shape[0]:
+                    frame = pages[i].asarray()
+                else:  # one page holds the whole stack (e.g. a single compressed volume)
+                    frame = self._series.asarray().reshape(self.shape + ((-1,) if self._rgb else ()))[i]
+        except Exception as exc:  # truncated or damaged page data
+            raise SamemError(f"{self.path}: cannot read frame {i} of {len(self)} ({_short(exc)})") from None
+        if frame is None or frame.shape[:2] != self.frame_shape:
+            raise SamemError(f"{self.path}: frame {i} is damaged (no image data of {self.frame_shape})")
         return to_gray(frame) if self._rgb else frame
 
     def close(self) -> None:
@@ -309,8 +364,8 @@ def _read_image(path: Path) -> np.ndarray:
 
         try:
             img = tifffile.imread(path)
-        except (tifffile.TiffFileError, OSError, ValueError) as exc:
-            raise SamemError(f"{path}: not a readable TIFF image ({exc})") from None
+        except Exception as exc:  # damaged files raise many kinds
+            raise SamemError(f"{path}: not a readable TIFF image ({_short(exc)})") from None
         if img.ndim == 3 and img.shape[0] in (3, 4) and img.shape[-1] not in (3, 4):
             img = np.moveaxis(img, 0, -1)
         return to_gray(img)
