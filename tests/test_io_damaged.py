@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from test_serve_cli import serve  # noqa: F401 - fixture: a real `samem serve` recording
 
 from samem.cli.main import main
 from samem.errors import SamemError
@@ -97,3 +98,75 @@ def test_analyze_and_replay_of_a_truncated_tiff_exit_2_with_one_line(tmp_path, c
         ctx.term()
     assert code == 2
     _one_line_error(capsys, str(path))
+
+
+def test_recording_left_by_kill9_is_read_by_every_reader(tmp_path, serve, capsys, caplog):  # noqa: F811
+    """Issue 23 (7): `samem plot` refused a recording left by kill -9 ("already open for write")
+    while analyze read it. A real `samem serve` is killed mid-series; plot, replay, analyze and
+    batch all read its recording and say how many frames it holds."""
+    import logging
+    import os
+    import signal
+    import time
+
+    import h5py
+    import zmq
+    from test_serve_cli import _command
+    from test_serve_oracle import small_video
+
+    from samem.stream.client import FrameSender
+
+    proc, ep = serve
+    video = small_video(frames=12, n_particles=2, seed=3, size=64)
+    ctx = zmq.Context()
+    try:
+        with FrameSender(ep["ingest"], context=ctx) as tx:
+            tx.start(video.frames.shape[1:], video.frames.dtype, video.pixel_size_nm, video.frame_interval_s)
+            for f in video.frames:
+                tx.send(f)
+            deadline = time.monotonic() + 120  # no "end": the series is open when the service dies
+            while time.monotonic() < deadline:
+                rec = _command(ctx, ep["control"], {"cmd": "status"})["recording"]
+                if rec and rec["frames_flushed"] == 12:
+                    break
+                time.sleep(0.2)
+            assert rec["frames_flushed"] == 12
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        ctx.term()
+    crashed = tmp_path / "rec.h5"
+    with pytest.raises(OSError):  # the state the issue is about: HDF5 refuses a plain read
+        h5py.File(crashed, "r").close()
+    caplog.set_level(logging.WARNING)
+
+    def said_12_frames():
+        hits = [r for r in caplog.records if "was not closed" in r.getMessage()]
+        caplog.clear()
+        return bool(hits) and all("it holds 12 frames" in r.getMessage() for r in hits)
+
+    assert main(["plot", str(crashed), "--out", str(tmp_path / "plots"), "--format", "png"]) == 0
+    assert said_12_frames() and (tmp_path / "plots" / "msd.png").exists()
+
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        assert main(["replay", str(crashed), "--to", f"tcp://127.0.0.1:{port}", "--fps", "0"]) == 0
+        assert "sent 12 frames" in capsys.readouterr().out and said_12_frames()
+    finally:
+        pull.close(0)
+
+    out = tmp_path / "analyzed"
+    args = ["--auto-prompt", "--model", "samem_tiny", "--no-plots"]
+    with pytest.warns(UserWarning):  # samem_tiny: seeded random weights
+        assert main(["analyze", str(crashed), "--out", str(out), *args]) == 0
+    assert "analysed 12 frames" in capsys.readouterr().out and said_12_frames()
+
+    cfg = tmp_path / "batch.yaml"
+    cfg.write_text("cluster:\n  processes: false\ntorch_threads: 1\nsummary:\n  plot_formats: []\n")
+    batch = ["batch", str(crashed), "--out", str(tmp_path / "batch"), "--workers", "1"]
+    with pytest.warns(UserWarning):
+        assert main([*batch, "--config", str(cfg), "--no-progress", *args]) == 0
+    assert said_12_frames()
+    with h5py.File(tmp_path / "batch" / "rec" / "results.h5", "r") as f:
+        assert f["labels"].shape[0] == 12

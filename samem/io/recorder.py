@@ -262,12 +262,12 @@ class Recorder:
 
 
 def open_results(path: str | Path) -> h5py.File:
-    """Open a results file read-only, also while it is being recorded or after a crash (SWMR)."""
+    """Open a results file read-only, also while it is being recorded or after a crash (SWMR;
+    :func:`samem.io.h5.open_h5`, which says how many frames such a file holds)."""
+    from samem.io.h5 import open_h5
+
     try:
-        return h5py.File(path, "r", swmr=True)
-    except (OSError, ValueError):
-        pass
-    try:
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise SamemError(f"{path}: not a readable results file ({exc})") from None
+        return open_h5(path)
+    except SamemError as exc:
+        text = str(exc).replace("not a readable HDF5 file", "not a readable results file")
+        raise SamemError(text) from None
