@@ -146,7 +146,33 @@ def test_failure_leaves_nothing_behind(tmp_path, video):
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="crashed"):
         analyze_video(src, out, Exploding(video), SETTINGS, boxes=_boxes(video))
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # issue 23: the folder the run created goes too
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError, match="crashed"):
+        analyze_video(src, kept / "a" / "b", Exploding(video), SETTINGS, boxes=_boxes(video))
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]  # only what the run made is removed
+
+
+def test_cli_failed_analyze_of_mixed_images_leaves_no_out_folder(tmp_path, capsys):
+    """Issue 23 (Also): a folder of images of different sizes failed at frame 1 and left --out."""
+    import cv2
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "f0.png"), np.full((32, 40), 200, np.uint8))
+    cv2.imwrite(str(folder / "f1.png"), np.full((30, 40), 200, np.uint8))
+    out = tmp_path / "out"
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text('{"frame": 0, "boxes": {"1": [1, 1, 9, 9]}}')
+    with pytest.warns(UserWarning):  # samem_tiny: seeded random weights
+        code = main(
+            ["analyze", str(folder), "--boxes", str(boxes), "--out", str(out), "--model", "samem_tiny"]
+        )
+    err = capsys.readouterr().err
+    assert code == 2 and "f1.png" in err and "differs from the first image" in err
+    assert not out.exists()
 
 
 def test_user_errors(tmp_path, video):

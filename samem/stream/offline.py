@@ -4,7 +4,8 @@ Outputs in one folder: ``results.h5`` (the recorder's layout, docs/architecture.
 "Results"), ``tracks.csv`` (trackpy-style table, pixels), ``stats.json`` (statistics
 summary) and the standard figures (``trajectories``, ``msd``, ``vanhove``, ``vacf`` as PNG and
 SVG). Every file is written under a temporary name and renamed when complete; if the run
-fails, nothing it started is left behind.
+fails, nothing it started is left behind: not its files, and not the output folder when the run
+created it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,29 @@ def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_new(out: Path, before: set[Path], created: list[Path]) -> None:
+    """After a failed run: remove the files this run added to ``out`` and the folders it made."""
+    if out.is_dir():
+        for p in set(out.iterdir()) - before:
+            if p.is_file() or p.is_symlink():
+                p.unlink(missing_ok=True)
+    for folder in created:  # deepest first; only if empty (never someone else's files)
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def analyze_video(
@@ -123,26 +147,32 @@ def analyze_video(
         )
         if boxes is not None:
             session.check_boxes(boxes[1])
+        created = _missing_folders(out)  # removed again if the run fails
+        before = set(out.iterdir()) if out.is_dir() else set()
         out.mkdir(parents=True, exist_ok=True)
         rec = settings["recording"]
-        recorder = Recorder(
-            out / "results.h5",
-            reader.frame_shape,
-            reader.dtype,
-            px,
-            dt,
-            save_frames=save_frames,
-            flush_every=max(int(rec["flush_every"]), 100),
-            compression=rec["compression"],
-            attrs={
-                "source": str(source),
-                "model": model_name,
-                "config_json": dict(settings),
-                "samem_version": __version__,
-            },
-            atomic=True,
-            overwrite=True,
-        )
+        try:
+            recorder = Recorder(
+                out / "results.h5",
+                reader.frame_shape,
+                reader.dtype,
+                px,
+                dt,
+                save_frames=save_frames,
+                flush_every=max(int(rec["flush_every"]), 100),
+                compression=rec["compression"],
+                attrs={
+                    "source": str(source),
+                    "model": model_name,
+                    "config_json": dict(settings),
+                    "samem_version": __version__,
+                },
+                atomic=True,
+                overwrite=True,
+            )
+        except BaseException:
+            _remove_new(out, before, created)
+            raise
         written: list[Path] = []
         t0 = time.monotonic()
         try:
@@ -184,6 +214,7 @@ def analyze_video(
             recorder.abort()
             for p in written:
                 Path(p).unlink(missing_ok=True)
+            _remove_new(out, before, created)
             raise
     return AnalyzeReport(
         frames=len(reader),
