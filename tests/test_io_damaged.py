@@ -170,3 +170,26 @@ def test_recording_left_by_kill9_is_read_by_every_reader(tmp_path, serve, capsys
     assert said_12_frames()
     with h5py.File(tmp_path / "batch" / "rec" / "results.h5", "r") as f:
         assert f["labels"].shape[0] == 12
+
+
+def test_user_error_is_one_line_unless_verbose(tmp_path):
+    """Issue 23 (also): WARNING lines, Python warnings and libjpeg's own message printed above
+    the error. A real process: samem's stderr handler, not pytest's capture."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "f0.png"), np.full((32, 40), 200, np.uint8))
+    (folder / "f1.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    args = [sys.executable, "-m", "samem.cli.main", "analyze", str(folder), "--auto-prompt"]
+    args += ["--out", str(tmp_path / "out"), "--model", "samem_tiny"]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    lines = quiet.stderr.strip().splitlines()
+    assert quiet.returncode == 2 and len(lines) == 1, quiet.stderr
+    assert lines[0].startswith("samem: error:") and "f1.jpg: not a readable image" in lines[0]
+    assert not (tmp_path / "out").exists()
+    loud = subprocess.run([*args[:3], "-v", *args[3:]], capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 2 and "WARNING" in loud.stderr and len(loud.stderr.splitlines()) > 1

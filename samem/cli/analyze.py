@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from samem.io.readers import open_video
     from samem.stream.control import load_boxes_file
     from samem.stream.offline import analyze_video
@@ -71,3 +71,10 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {len(report.files)} files to {args.out}"
     )
     return 0
+
+
+def run(args) -> int:
+    from samem.cli.userlog import one_line_errors
+
+    with one_line_errors(getattr(args, "verbose", 0)):
+        return _run(args)

@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from samem.batch import load_batch_config, run_batch
 
     options = {
@@ -106,3 +106,10 @@ def _pm(value, error) -> str:
     if value is None:
         return "n/a"
     return f"{value:.4g}" + (f" ± {error:.2g}" if error is not None else "")
+
+
+def run(args) -> int:
+    from samem.cli.userlog import one_line_errors
+
+    with one_line_errors(getattr(args, "verbose", 0)):
+        return _run(args)

@@ -64,7 +64,7 @@ def load_tracks(path: Path, truth: bool = False):
     return df, shape
 
 
-def run(args) -> int:
+def _run(args) -> int:
     from samem.stats.plots import plot_all
 
     df, shape = load_tracks(args.results, args.truth)
@@ -74,3 +74,10 @@ def run(args) -> int:
     for p in paths:
         print(p)
     return 0
+
+
+def run(args) -> int:
+    from samem.cli.userlog import one_line_errors
+
+    with one_line_errors(getattr(args, "verbose", 0)):
+        return _run(args)

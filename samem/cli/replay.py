@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from samem.io.readers import open_video
     from samem.stream.client import FrameSender, replay
 
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
             server_public_key=args.server_key,
             client_secret_key=args.client_key,
         ) as sender:
+            from samem.cli.userlog import release
+
+            release()  # input opened: from now on warnings print as they happen
             report = replay(
                 reader,
                 sender,
@@ -58,3 +61,10 @@ def run(args: argparse.Namespace) -> int:
         + f") to {args.to}"
     )
     return 0
+
+
+def run(args) -> int:
+    from samem.cli.userlog import one_line_errors
+
+    with one_line_errors(getattr(args, "verbose", 0)):
+        return _run(args)

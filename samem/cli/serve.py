@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     from samem.errors import SamemError
     from samem.stream.control import load_boxes_file
     from samem.stream.service import Service, model_tracker_factory
@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     factory, model_name = model_tracker_factory(settings["model"])
     service = Service(settings, factory, model_name=model_name, boxes=boxes)
     endpoints = service.start()
+    from samem.cli.userlog import release
+
+    release()  # set up: from now on warnings print as they happen
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: service.stop())
     print(json.dumps({"samem_serve": "ready", **endpoints}), flush=True)
@@ -90,3 +93,10 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def run(args) -> int:
+    from samem.cli.userlog import one_line_errors
+
+    with one_line_errors(getattr(args, "verbose", 0)):
+        return _run(args)

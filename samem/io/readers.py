@@ -15,8 +15,13 @@ Adding a format is one function and one call: write ``opener(path) -> VideoReade
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from samem.errors import SamemError
+
+log = logging.getLogger(__name__)
 
 #: image suffixes a folder of frames may hold
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -371,10 +378,40 @@ def _read_image(path: Path) -> np.ndarray:
         return to_gray(img)
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    with _c_stderr() as said:
+        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    complaint = " ".join(" ".join(said).split())[:160]
     if img is None:
-        raise SamemError(f"{path}: not a readable image")
+        raise SamemError(f"{path}: not a readable image" + (f" ({complaint})" if complaint else ""))
+    if complaint:
+        log.warning("%s: decoded with errors (%s)", path, complaint)
     return to_gray(img, order="bgr")
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _c_stderr() -> Iterator[list[str]]:
+    """Collect what C decoders (libjpeg, libpng via OpenCV) print on file descriptor 2 during
+    the block, so that it reaches the user once, inside samem's own message."""
+    said: list[str] = []
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable descriptor 2: let the decoder print
+            yield said
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield said
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                said.append(tmp.read(4096).decode(errors="replace"))
 
 
 def read_label_image(path: str | Path) -> np.ndarray:
