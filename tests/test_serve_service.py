@@ -309,7 +309,7 @@ def test_tracker_options_in_settings_reach_the_tracker():
         load_settings(None, {"model.tracker": {"reappear_score": "high"}})
 
 
-def test_curve_authentication(tmp_path, video):
+def test_curve_authentication(tmp_path, video, caplog):
     import zmq.auth
 
     (tmp_path / "authorized").mkdir()
@@ -339,5 +339,11 @@ def test_curve_authentication(tmp_path, video):
             while run.service.frames_processed < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
         assert run.service.frames_processed == 1
+        status = run.service.status()  # the REQ client has no key: ask in-process
+        assert status["clients_refused"] >= 1  # issue 23: refusals are counted in status
     finally:
         run.close()
+    refusals = [r for r in caplog.records if "refused a client" in r.getMessage()]
+    assert (
+        refusals and refusals[0].levelname == "WARNING" and "key not authorized" in refusals[0].getMessage()
+    )

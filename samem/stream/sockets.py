@@ -45,6 +45,16 @@ class SocketFactory:
             self._auth = CurveAuthenticator(self.context, curve["authorized_clients"])
 
     @property
+    def clients_refused(self) -> int | None:
+        """Clients the CurveZMQ authenticator refused so far (None without CurveZMQ)."""
+        return None if self._auth is None else self._auth.refused
+
+    @property
+    def last_refused(self) -> str | None:
+        """Who the authenticator refused last and why (None without refusals)."""
+        return None if self._auth is None else self._auth.last_refused
+
+    @property
     def secure(self) -> bool:
         """Whether sockets use CurveZMQ."""
         return self._keys is not None

@@ -50,6 +50,8 @@ def _text(raw: bytes) -> str:
 def decide(request: list[bytes], keys: frozenset[bytes]) -> list[bytes]:
     """The ZAP reply to one request: ``200`` for a CURVE client with a listed key, else ``400``.
 
+    A refusal carries a seventh element, why (for the log; not sent), after the six of RFC 27.
+
     Parameters
     ----------
     request : list of bytes
@@ -68,10 +70,10 @@ def decide(request: list[bytes], keys: frozenset[bytes]) -> list[bytes]:
         key = z85.encode(credentials[0])
         if key in keys:
             return [_VERSION, request_id, b"200", b"OK", key, b""]
-        log.info("refused CURVE client %s from %s: key not authorized", key.decode(), _text(address))
-        return [_VERSION, request_id, b"400", b"key not authorized", b"", b""]
-    log.info("refused %s client from %s: only CURVE is admitted", _text(mechanism), _text(address))
-    return [_VERSION, request_id, b"400", b"only CURVE clients are admitted", b"", b""]
+        why = f"CURVE client {key.decode()} from {_text(address)}: key not authorized"
+        return [_VERSION, request_id, b"400", b"key not authorized", b"", b"", why.encode()]
+    why = f"{_text(mechanism)[:20]} client from {_text(address)}: only CURVE is admitted"
+    return [_VERSION, request_id, b"400", b"only CURVE clients are admitted", b"", b"", why.encode()]
 
 
 class CurveAuthenticator:
@@ -100,6 +102,7 @@ class CurveAuthenticator:
         self._poll_ms = poll_ms
         self.admitted = 0
         self.refused = 0
+        self.last_refused: str | None = None
         self._thread = threading.Thread(target=self._run, name="samem-zap", daemon=True)
         self._thread.start()
 
@@ -114,10 +117,17 @@ class CurveAuthenticator:
                 if reply[2] == b"200":
                     self.admitted += 1
                 else:
-                    self.refused += 1
-                self._sock.send_multipart(reply)
+                    self._refused(reply[6].decode() if len(reply) > 6 else reply[3].decode())
+                self._sock.send_multipart(reply[:6])
         finally:
             self._sock.close(0)
+
+    def _refused(self, why: str) -> None:
+        """Count a refusal; log the first and every 100th at WARNING (a scan cannot flood the log)."""
+        self.refused += 1
+        self.last_refused = why
+        if self.refused == 1 or self.refused % 100 == 0:
+            log.warning("refused a client (%d refused so far): %s", self.refused, why)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """End the thread (it closes its socket); waits at most ``timeout_s``."""
