@@ -2,11 +2,14 @@
 #
 #   docker build -t samem .                                         # CPU (default)
 #   docker build -t samem:cuda --build-arg TORCH_VARIANT=cu126 .   # CUDA wheels; run with --gpus all
-#   docker run --rm -p 127.0.0.1:5555-5557:5555-5557 -v "$PWD/data:/data" samem --record /data/run.h5 --auto-prompt
+#   docker run --rm -p 5555-5557:5555-5557 -v "$PWD/data:/data" -v "$PWD/keys:/keys" samem \
+#       --record /data/run.h5 --auto-prompt
 #
-# The entrypoint is `samem serve`; arguments after the image name are its options. Inside the
-# container it binds all interfaces (so the published ports reach it), which needs --allow-remote;
-# publish the ports on loopback as above, or configure CurveZMQ keys (docs/service.md).
+# The entrypoint (docker/entrypoint.sh) is `samem serve` bound to all interfaces of the container
+# (so the published ports reach it) and secured with CurveZMQ: keys are read from /keys, and
+# generated there when absent (server.key for clients, client.key_secret for the acquisition PC,
+# clients/ for the authorised public keys). Arguments after the image name are serve's options.
+# There is no open remote bind; docs/service.md explains the keys.
 
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim
@@ -41,12 +44,13 @@ COPY examples ./examples
 RUN pip install "setuptools>=68" wheel \
     && PIP_CONSTRAINT=constraints.txt pip install --no-build-isolation ".[formats]" \
     && useradd --create-home --uid 1000 samem \
-    && mkdir -p /data && chown samem /data
+    && mkdir -p /data /keys && chown samem /data /keys
+COPY docker/entrypoint.sh /usr/local/bin/samem-entrypoint
 
 USER samem
 WORKDIR /data
 EXPOSE 5555 5556 5557
+VOLUME ["/keys"]
 
-ENTRYPOINT ["samem", "serve", "--ingest", "tcp://0.0.0.0:5555", "--publish", "tcp://0.0.0.0:5556", \
-            "--control", "tcp://0.0.0.0:5557", "--allow-remote"]
+ENTRYPOINT ["/usr/local/bin/samem-entrypoint"]
 CMD []

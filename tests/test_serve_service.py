@@ -288,8 +288,12 @@ def test_control_commands_validate_and_never_break_service(video):
 def test_remote_bind_needs_explicit_option():
     with pytest.raises(SamemError, match="allow-remote"):
         load_settings(None, {"sockets.ingest": "tcp://0.0.0.0:5555"})
-    settings = load_settings(None, {"sockets.ingest": "tcp://0.0.0.0:5555", "sockets.allow_remote": True})
-    assert settings["sockets"]["allow_remote"] is True
+    remote = {"sockets.ingest": "tcp://0.0.0.0:5555", "sockets.allow_remote": True}
+    # issue 23: --allow-remote alone used to start an open remote bind with only a warning
+    with pytest.raises(SamemError, match="without CurveZMQ.*--insecure-remote-anyone-can-connect"):
+        load_settings(None, remote)
+    settings = load_settings(None, {**remote, "sockets.insecure_remote": True})
+    assert settings["sockets"]["insecure_remote"] is True
     with pytest.raises(SamemError, match="unknown serve setting"):
         load_settings(None, {"ingest.polcy": "block"})
     with pytest.raises(SamemError, match="policy"):
@@ -347,3 +351,28 @@ def test_curve_authentication(tmp_path, video, caplog):
     assert (
         refusals and refusals[0].levelname == "WARNING" and "key not authorized" in refusals[0].getMessage()
     )
+
+
+def test_remote_bind_with_keys_or_the_loud_insecure_flag(tmp_path, caplog):
+    import zmq.auth
+
+    (tmp_path / "clients").mkdir()
+    _, secret = zmq.auth.create_certificates(tmp_path, "server")
+    remote = {"sockets.ingest": "tcp://0.0.0.0:5555", "sockets.allow_remote": True}
+    keyed = {
+        **remote,
+        "sockets.curve.server_secret_key": str(secret),
+        "sockets.curve.authorized_clients": str(tmp_path / "clients"),
+    }
+    assert load_settings(None, keyed)["sockets"]["curve"]["server_secret_key"] == str(secret)
+    caplog.clear()
+    load_settings(None, {**remote, "sockets.insecure_remote": True})
+    assert any(r.levelname == "WARNING" and r.getMessage().startswith("INSECURE") for r in caplog.records)
+
+
+def test_serve_cli_remote_needs_keys(tmp_path, capsys):
+    from samem.cli.main import main
+
+    assert main(["serve", "--ingest", "tcp://0.0.0.0:5999", "--allow-remote"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("samem: error:") and "--curve-secret-key FILE --curve-clients DIR" in err

@@ -36,7 +36,26 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--policy", choices=["drop_oldest", "block"], help="when frames arrive faster than processed"
     )
-    p.add_argument("--allow-remote", action="store_true", default=None, help="allow non-loopback binds")
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        default=None,
+        help="allow non-loopback binds (needs CurveZMQ keys, or the insecure option below)",
+    )
+    p.add_argument(
+        "--curve-secret-key", metavar="FILE", help="the service's secret CurveZMQ certificate (.key_secret)"
+    )
+    p.add_argument(
+        "--curve-clients", metavar="DIR", help="folder of the public certificates of authorised clients"
+    )
+    p.add_argument(
+        "--insecure-remote-anyone-can-connect",
+        dest="insecure_remote",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback bind WITHOUT CurveZMQ: anyone who can reach the ports can send "
+        "frames and commands (closed networks only)",
+    )
     p.set_defaults(func=run)
 
 
@@ -53,6 +72,9 @@ def _run(args: argparse.Namespace) -> int:
             "sockets.publish": args.publish,
             "sockets.control": args.control,
             "sockets.allow_remote": args.allow_remote,
+            "sockets.insecure_remote": args.insecure_remote,
+            "sockets.curve.server_secret_key": args.curve_secret_key,
+            "sockets.curve.authorized_clients": args.curve_clients,
             "recording.file": args.record,
             "prompts.boxes_file": args.boxes,
             "prompts.auto": args.auto_prompt,

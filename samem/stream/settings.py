@@ -3,7 +3,7 @@
 The shipped file holds every key with its default; a user file may set any subset. Unknown
 keys and values of the wrong type are :class:`SamemError` (a typo must not be ignored
 silently). Addresses are checked here too: binding anything but loopback needs
-``sockets.allow_remote: true``.
+``sockets.allow_remote: true`` and CurveZMQ keys, or ``sockets.insecure_remote: true``.
 """
 
 from __future__ import annotations
@@ -74,8 +74,12 @@ def is_loopback(address: str) -> bool:
     return host is None or host in _LOOPBACK
 
 
+INSECURE_FLAG = "--insecure-remote-anyone-can-connect"
+
+
 def check_sockets(sockets: Mapping[str, Any]) -> None:
-    """Refuse non-loopback binds unless ``allow_remote``; warn about remote binds without CurveZMQ."""
+    """Refuse non-loopback binds unless ``allow_remote`` and CurveZMQ keys (or, explicitly,
+    ``insecure_remote``, which is then logged at WARNING)."""
     remote = [name for name in ("ingest", "publish", "control") if not is_loopback(sockets[name])]
     if remote and not sockets["allow_remote"]:
         raise SamemError(
@@ -84,7 +88,19 @@ def check_sockets(sockets: Mapping[str, Any]) -> None:
         )
     curve = sockets["curve"]
     if remote and not curve["server_secret_key"]:
-        log.warning("binding %s without CurveZMQ: anyone on the network can send frames and commands", remote)
+        if not sockets["insecure_remote"]:
+            raise SamemError(
+                f"{', '.join(remote)} would bind a non-loopback address ({sockets[remote[0]]}) without "
+                "CurveZMQ, so anyone who can reach it could send frames and commands; give keys "
+                "(--curve-secret-key FILE --curve-clients DIR, or sockets.curve in the settings) or, "
+                f"on a closed network only, {INSECURE_FLAG} (sockets.insecure_remote: true)"
+            )
+        log.warning(
+            "INSECURE: binding %s to non-loopback addresses without CurveZMQ; anyone who can reach "
+            "them can send frames and commands (%s)",
+            ", ".join(remote),
+            INSECURE_FLAG,
+        )
     if bool(curve["server_secret_key"]) != bool(curve["authorized_clients"]):
         raise SamemError(
             "CurveZMQ needs both sockets.curve.server_secret_key and sockets.curve.authorized_clients"
