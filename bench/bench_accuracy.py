@@ -131,9 +131,12 @@ def _evaluate_one(job: tuple[str, int], args: argparse.Namespace, threads: int) 
     preset, seed = job
     torch.set_num_threads(threads)
     video = held_out_video(Path(args.videos_dir), preset, seed, args.frames, args.size, args.particles)
+    out = Path(args.out) / f"{preset}_{seed}_samem"
+    kept = out / "results.h5"
     return evaluate(
         video,
-        Path(args.out) / f"{preset}_{seed}_samem",
+        out,
+        results=kept if args.rescore and kept.exists() else None,
         model=args.model,
         mode=args.mode,
         baseline=args.baseline,
@@ -157,6 +160,11 @@ def main() -> None:
     ap.add_argument("--baseline", choices=["classical", "none"], default="classical")
     ap.add_argument("--tracker", action="append", metavar="NAME=VALUE", help="tracker option; repeatable")
     ap.add_argument("--out", default="bench/results/accuracy")
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the results.h5 an earlier run left in --out instead of tracking again (no frames/s)",
+    )
     ap.add_argument(
         "--videos-dir",
         default=VIDEOS,

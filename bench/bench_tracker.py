@@ -12,6 +12,11 @@ Cases (``--cases``):
   roi-compact-intensity   the same with centroid=intensity (the cost of the matched filter)
   roi-compact-mirror      the same with mirror=True (each window also tracked mirrored)
   roi-compact-stack5      the same with stack_frames=5 (a second SAM 2 look per object)
+  roi-compact-noverify    the same with verify=False (the cost of the position check)
+  roi-default    samem ROI mode with the shipped trained model (the position check then
+                 confirms and refuses what it would in use; random weights make it refuse
+                 every mask and re-prompt often)
+  roi-default-noverify    the same with verify=False
   full-compact   samem full-frame mode, samem_compact (frame resized to 128)
   full-t         samem full-frame mode, sam2.1_hiera_t at 1024
   official-t     sam2 SAM2VideoPredictor.propagate_in_video, sam2.1_hiera_t at 1024, fed
@@ -58,6 +63,9 @@ CASES = {
     "roi-compact-intensity": ("samem", "roi", "samem_compact", {"centroid": "intensity"}),
     "roi-compact-mirror": ("samem", "roi", "samem_compact", {"mirror": True}),
     "roi-compact-stack5": ("samem", "roi", "samem_compact", {"stack_frames": 5}),
+    "roi-compact-noverify": ("samem", "roi", "samem_compact", {"verify": False}),
+    "roi-default": ("samem", "roi", "default"),
+    "roi-default-noverify": ("samem", "roi", "default", {"verify": False}),
     "full-compact": ("samem", "full", "samem_compact"),
     "full-t": ("samem", "full", "sam2.1_hiera_t"),
     "official-t": ("official", "full", "sam2.1_hiera_t"),
@@ -105,7 +113,12 @@ def run_samem(mode: str, config: str, n_obj: int, frames: int, warmup: int, seed
     from samem.synthetic import iter_frames
     from samem.track import StreamingTracker
 
-    model = build_model(config, "cpu", seed=seed)
+    if config == "default":  # the shipped trained weights
+        from samem.model import load_model
+
+        model = load_model("default", device="cpu")
+    else:
+        model = build_model(config, "cpu", seed=seed)
     tracker = StreamingTracker(model, mode=mode, **options)
     latencies, cpu, rss_warm = [], [], _rss_mib()
     for t, (frame, labels, _) in enumerate(iter_frames(_video_params(frames, seed), workers=1)):
