@@ -289,7 +289,8 @@ class Service:
         )
 
     def _frame(self, msg: FrameMessage, received_s: float) -> None:
-        if self.session is None:
+        if self.session is None:  # the series could not be opened (logged when it failed)
+            self.frames_failed += 1
             return
         result = self.session.process(msg.seq, msg.data, msg.timestamp)
         self._record(msg, result)
