@@ -144,7 +144,7 @@ def test_degenerate_fit_is_unknown_with_a_reason_not_an_exception():
         assert row["message"]
     assert row["alpha"] is None and "no reliable fit" in row["message"]
     # the same track through the batch path agrees
-    tr = np.array(_repro_track())
+    tr = np.array(_repro_track(), dtype=float)  # null positions (absent frames) become NaN
     df = pd.DataFrame({"frame": tr[:, 0].astype(int), "particle": 1, "x": tr[:, 1], "y": tr[:, 2]})
     batch = compute_statistics(df, 0.5, 0.05).summary["particles"][0]
     assert batch["fit_ok"] is False and "no reliable fit" in batch["message"]
@@ -164,3 +164,23 @@ def test_fit_never_raises_on_degenerate_curves():
         for fixed in (None, 1.0):
             f = fit_msd(lags, y, DT, 30, fixed_alpha=fixed)
             assert (f.ok and np.isfinite(f.D)) or (not f.ok and f.message), (y, fixed, f)
+
+
+def test_plot_of_the_repro_track_writes_figures(tmp_path, capsys):
+    """Issue 23 (1): `samem plot` on the recording of this track exited 1 with a traceback."""
+    import h5py
+
+    from samem.cli.main import main
+    from samem.io.table import write_table
+
+    tr = np.array(_repro_track(), dtype=float)  # null positions (absent frames) become NaN
+    df = pd.DataFrame(
+        {"frame": tr[:, 0].astype(np.int64), "particle": np.int64(1), "x": tr[:, 1], "y": tr[:, 2]}
+    )
+    path = tmp_path / "results.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["pixel_size_nm"], f.attrs["frame_interval_s"] = 0.5, 0.05
+        write_table(f, "tracks", df)
+    assert main(["plot", str(path), "--out", str(tmp_path / "fig"), "--format", "png"]) == 0
+    assert (tmp_path / "fig" / "msd.png").stat().st_size > 0
+    assert "Traceback" not in capsys.readouterr().err
