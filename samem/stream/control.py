@@ -148,7 +148,7 @@ def parse_command(raw: bytes) -> Command | str:
     allowed = {"prompt": {"boxes"}, "remove": {"ids"}}.get(cmd, set()) | {"cmd"}
     extra = set(obj) - allowed
     if extra:
-        return f"{cmd}: unexpected field(s) {', '.join(sorted(map(str, extra)))[:80]}"
+        return f"{cmd}: unexpected field(s) {', '.join(sorted(map(repr, extra)))[:80]}"
     if cmd == "prompt":
         boxes = parse_boxes(obj.get("boxes"))
         return boxes if isinstance(boxes, str) else Command(cmd, boxes=boxes)
