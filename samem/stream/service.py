@@ -344,7 +344,6 @@ class Service:
             "kind": "recording_failed",
             "file": None if self._recording_file is None else str(self._recording_file),
             "detail": self.recording_error,
-            "clients_refused": self.factory.clients_refused if hasattr(self, "factory") else None,
             "recording_failures": self.recording_failures,
             "frames_not_recorded": self.frames_not_recorded,
         }
