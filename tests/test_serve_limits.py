@@ -157,3 +157,24 @@ def test_many_part_message_and_oversized_part_are_refused_and_counted():
         run.close()
     assert status["rejected_by_reason"] == {"parts": 1}  # the oversized part never reached the parser
     assert status["frames_processed"] == 1
+
+
+def test_cli_boxes_file_over_the_limit_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import json
+
+    import samem.stream.service as service
+    from samem.cli.main import main
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the boxes file was checked")
+
+    monkeypatch.setattr(service, "model_tracker_factory", no_model)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"frame": 0, "boxes": _boxes(range(1, 41))}))
+    for args in (["serve", "--boxes", str(boxes)], ["analyze", "x.h5", "--boxes", str(boxes), "--out", "o"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith("samem: error: the boxes file holds 40 boxes; at most 32")
+            and len(err.splitlines()) == 1
+        )

@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     from samem.stream.control import load_boxes_file
     from samem.stream.offline import analyze_video
     from samem.stream.service import model_tracker_factory
+    from samem.stream.session import check_boxes_file_limits
     from samem.stream.settings import load_settings
 
     settings = load_settings(
@@ -48,6 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     apply_tracker_arguments(settings, args.tracker)
     boxes = load_boxes_file(args.boxes) if args.boxes else None
+    check_boxes_file_limits(boxes, settings)  # before the model loads
     with open_video(args.input, args.pixel_size_nm, args.frame_interval_s):
         pass  # a missing or unreadable input fails now, before the model loads
     factory, model_name = model_tracker_factory(settings["model"])

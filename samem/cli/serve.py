@@ -63,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     from samem.errors import SamemError
     from samem.stream.control import load_boxes_file
     from samem.stream.service import Service, model_tracker_factory
+    from samem.stream.session import check_boxes_file_limits
     from samem.stream.settings import load_settings
 
     settings = load_settings(
@@ -92,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         if not Path(record).parent.is_dir():
             raise SamemError(f"{Path(record).parent}: no such folder for the recording")
     boxes = load_boxes_file(settings["prompts"]["boxes_file"]) if settings["prompts"]["boxes_file"] else None
+    check_boxes_file_limits(boxes, settings)  # before the model loads
     factory, model_name = model_tracker_factory(settings["model"])
     service = Service(settings, factory, model_name=model_name, boxes=boxes)
     endpoints = service.start()

@@ -32,7 +32,7 @@ from samem.stream.backpressure import FrameQueue
 from samem.stream.control import MAX_COMMAND_BYTES, Command, parse_command, reply
 from samem.stream.ingest import IngestThread, Queued
 from samem.stream.protocol import FrameMessage, IngestParser, Limits, SeriesEnd, SeriesStart, encode_json
-from samem.stream.session import Session
+from samem.stream.session import Session, check_boxes_file_limits
 from samem.stream.sockets import Publisher, SocketFactory
 
 log = logging.getLogger(__name__)
@@ -98,14 +98,8 @@ class Service:
         self.tracker_factory = tracker_factory
         self.model_name = model_name
         self.boxes = boxes
-        prompts = settings["prompts"]
-        self.max_per_prompt = int(prompts["max_per_prompt"])
-        if boxes is not None and len(boxes[1]) > min(self.max_per_prompt, prompts["max_objects"]):
-            raise SamemError(
-                f"the boxes file holds {len(boxes[1])} boxes; at most "
-                f"{min(self.max_per_prompt, prompts['max_objects'])} are allowed "
-                "(settings prompts.max_per_prompt and prompts.max_objects)"
-            )
+        self.max_per_prompt = int(settings["prompts"]["max_per_prompt"])
+        check_boxes_file_limits(boxes, settings)
         self.auto_prompt = bool(settings["prompts"]["auto"])
         rec = settings["recording"]["file"]
         self.record_path = Path(rec) if rec else None

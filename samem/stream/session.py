@@ -83,6 +83,19 @@ class FrameResult:
         }
 
 
+def check_boxes_file_limits(boxes: tuple[int, Mapping[int, Box]] | None, settings: Mapping[str, Any]) -> None:
+    """Raise :class:`SamemError` if a boxes file holds more boxes than ``prompts.max_per_prompt``
+    or ``prompts.max_objects`` allow (checked before a model is loaded)."""
+    if boxes is None:
+        return
+    limit = min(int(settings["prompts"]["max_per_prompt"]), int(settings["prompts"]["max_objects"]))
+    if len(boxes[1]) > limit:
+        raise SamemError(
+            f"the boxes file holds {len(boxes[1])} boxes; at most {limit} are allowed "
+            "(settings prompts.max_per_prompt and prompts.max_objects)"
+        )
+
+
 class Session:
     """Track one series of frames.
 
