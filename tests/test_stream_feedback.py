@@ -44,12 +44,28 @@ def test_recentre_shift_in_nm_with_cooldown():
 
 
 def test_lost_and_found_once_per_transition():
-    adv = FeedbackAdvisor(CFG, (128, 128), None)
+    adv = FeedbackAdvisor({**CFG, "lost_after_frames": 1}, (128, 128), None)
     seen = []
     for seq, present in enumerate([True, True, False, False, True]):
         out = adv.on_frame(seq, {7: {"x": 64.0, "y": 64.0, "present": present}})
         seen += [e["kind"] for e in out["events"]]
     assert seen == ["object_lost", "object_found"]
+
+
+def test_short_gaps_raise_no_event_a_real_loss_raises_one():
+    adv = FeedbackAdvisor({**CFG, "lost_after_frames": 3}, (128, 128), None)
+    seen = []
+    pattern = [True, False, True, False, False, True, True, False, False, False, False, True]
+    for seq, present in enumerate(pattern):
+        obj = (
+            {"x": 10.0 + seq, "y": 64.0, "present": present}
+            if present
+            else {"x": None, "y": None, "present": False}
+        )
+        seen += [(seq, e) for e in adv.on_frame(seq, {7: obj})["events"] if e["kind"] != "recentre"]
+    (t_lost, lost), (t_found, found) = seen  # gaps of 1 and 2 frames are not losses
+    assert lost["kind"] == "object_lost" and t_lost == 9 and lost["since"] == 7 and lost["x"] == 16.0
+    assert found["kind"] == "object_found" and t_found == 11
 
 
 def test_falling_behind_suggests_lower_rate():

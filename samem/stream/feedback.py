@@ -5,7 +5,10 @@ Per processed frame: the frame's SNR estimate and any events:
 - ``recentre``: a tracked particle is within ``edge_margin_px`` of the border; moving the
   field of view by ``(dx_nm, dy_nm)`` (x = columns, to the right; y = rows, down) puts it at
   the centre. Repeated for one particle at most every ``recentre_cooldown_frames``.
-- ``object_lost`` / ``object_found``: a particle's presence changed.
+- ``object_lost``: a particle has been reported absent on ``lost_after_frames`` consecutive
+  frames (its last known position and the first absent frame, ``since``); ``object_found``:
+  a particle reported lost is present again. Shorter gaps (a faint particle the tracker's
+  position check does not confirm on a frame or two) raise no event.
 - ``falling_behind``: frames wait in the queue or were dropped; ``suggested_fps`` is
   ``rate_margin`` x the measured processing rate.
 
@@ -80,7 +83,9 @@ class FeedbackAdvisor:
         self.cfg = dict(config)
         self.height, self.width = frame_shape
         self.pixel_size_nm = pixel_size_nm
-        self._present: dict[Any, bool] = {}
+        self._present: dict[Any, bool] = {}  # reported lost -> False
+        self._absent: dict[Any, int] = {}  # consecutive absent frames
+        self._last_seen: dict[Any, tuple] = {}  # last present (x, y)
         self._last_recentre: dict[Any, int] = {}
         self._last_behind = -math.inf
         self._dropped_reported = 0
@@ -109,19 +114,36 @@ class FeedbackAdvisor:
             ``{"seq", "snr", "events": [...]}``.
         """
         events = []
+        need = max(1, int(self.cfg.get("lost_after_frames", 1)))
         for pid, obj in objects.items():
             present = bool(obj.get("present"))
             was = self._present.get(pid)
-            if was is not None and was != present:
-                kind = "object_found" if present else "object_lost"
-                events.append({"kind": kind, "particle": pid, "x": obj.get("x"), "y": obj.get("y")})
-            self._present[pid] = present
+            if present:
+                self._absent[pid] = 0
+                self._last_seen[pid] = (obj.get("x"), obj.get("y"))
+                if was is False:
+                    events.append(
+                        {"kind": "object_found", "particle": pid, "x": obj.get("x"), "y": obj.get("y")}
+                    )
+                self._present[pid] = True
+            else:
+                self._absent[pid] = self._absent.get(pid, 0) + 1
+                if was is True and self._absent[pid] >= need:
+                    x, y = self._last_seen.get(pid, (None, None))
+                    events.append(
+                        {"kind": "object_lost", "particle": pid, "x": x, "y": y, "since": seq - need + 1}
+                    )
+                    self._present[pid] = False
+                elif was is None and self._absent[pid] >= need:
+                    self._present[pid] = False
             if present:
                 event = self._recentre(seq, pid, float(obj["x"]), float(obj["y"]))
                 if event:
                     events.append(event)
         for pid in set(self._present) - set(objects):  # removed objects
             del self._present[pid]
+            self._absent.pop(pid, None)
+            self._last_seen.pop(pid, None)
             self._last_recentre.pop(pid, None)
         snr = None
         if frame is not None and labels is not None:
