@@ -37,7 +37,10 @@ the **train** split only (best mean instance IoU) and then applied once to test:
 intensity-guided boundary snap (:func:`refine_mask`: inside a band around the mask, a pixel
 is in when the blurred image there is darker than a level between the mask core's and the
 surrounding ring's median; grid :data:`REFINE_GRID`) and, as its yardstick, a plain erosion
-(:data:`ERODE_GRID`). The tracker itself is unchanged.
+(:data:`ERODE_GRID`). These post-processings are applied outside the tracker. The tracker's
+own boundary refinement (``TrackerOptions.refine_band_px``, :mod:`samem.track.refine`) is
+scored by passing it as a tracker option: ``--tracker refine_band_px=5`` (segmentation part
+only; repeatable ``NAME=VALUE``, read as ``samem analyze --tracker`` reads them).
 
 **b. SHINE2-Au** (100 ultra-low-dose graphene-liquid-cell frames, 16-bit, no labels; MIT). A
 single frame looks like noise; on an average of ~10 frames a 2-3 nm Au nanocrystal shows
@@ -73,6 +76,7 @@ distribution.
 
     python bench/bench_real.py --refine             # all parts, both splits (bench/real.json)
     python bench/bench_real.py --parts seg --splits train
+    python bench/bench_real.py --parts seg --splits train --tracker refine_band_px=5
     python bench/bench_real.py --data /path/to/realdata --json bench/real.json --img docs/img
 
 One torch thread (``--threads``); about a minute and a half on the 2-vCPU development machine.
@@ -1238,6 +1242,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--refine", action="store_true", help="stretch: choose refine_mask settings on train, score them"
     )
+    ap.add_argument(
+        "--tracker",
+        action="append",
+        metavar="NAME=VALUE",
+        help="tracker option for the segmentation part (e.g. refine_band_px=5); repeatable",
+    )
     ap.add_argument("--window", type=int, default=10, help="SHINE2: frames in the averages")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "real.json")
@@ -1268,8 +1278,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     factory = None
     if "seg" in args.parts or "shine" in args.parts:
-        factory, model_name, settings = _tracker_factory(args.model, args.threads)
+        from samem.track.options import parse_options
+
+        tracker_options = parse_options(args.tracker)
+        factory, model_name, settings = _tracker_factory(args.model, args.threads, **tracker_options)
         report["model"] = model_name
+        report["tracker_options"] = tracker_options
     if "seg" in args.parts:
         seg: dict = {
             "matching": f"one-to-one (Hungarian) at IoU >= {MATCH_IOU}",

@@ -39,6 +39,7 @@ from samem.track.preprocess import (
     to_model_input,
 )
 from samem.track.presence import HELD_ABSENT_LOGIT, PresenceRule, paired_gate
+from samem.track.refine import refine_mask
 from samem.track.roi import (
     Window,
     box_side,
@@ -65,7 +66,8 @@ class ObjectResult:
     mask : np.ndarray
         bool ``(H, W)`` in the input frame's pixels (all False when absent); with
         :attr:`TrackerOptions.smooth_frames` > 1 the object-aligned temporal mean of the mask,
-        and with :attr:`TrackerOptions.mask_to_centroid` moved onto ``centroid``.
+        with :attr:`TrackerOptions.mask_to_centroid` moved onto ``centroid``, and with
+        :attr:`TrackerOptions.refine_band_px` > 0 its boundary snapped to the particle's edge.
     score : float
         Probability that the object is visible, ``sigmoid`` of SAM 2's object score. For an
         object absent on its previous frame it is lowered by the hysteresis of
@@ -590,6 +592,21 @@ class StreamingTracker:
                 if moved is not None:
                     mask, bbox = moved
             centroid = found or centroid
+        if opts.refine_band_px > 0:  # the reported mask only (samem.track.refine)
+            refined, _ = refine_mask(
+                gray,
+                mask,
+                opts.refine_band_px,
+                opts.refine_sigma_px,
+                opts.refine_level,
+                opts.refine_min_contrast,
+                bbox,
+            )
+            refined_geometry = mask_geometry(refined)
+            if refined_geometry is not None:  # else keep the unrefined (non-empty) mask
+                mask, bbox = refined, refined_geometry[1]
+                if opts.centroid == "mask":
+                    centroid = refined_geometry[0]
         return ObjectResult(mask, score, True, centroid, bbox, iou)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
