@@ -146,7 +146,7 @@ def test_object_limits_per_prompt_and_in_total(video, tmp_path):
 
 
 def test_auto_prompt_respects_the_object_limit(video):
-    settings = load_settings(None, {"prompts.max_objects": 2})
+    settings = load_settings(None, {"prompts.max_objects": 2, "autoprompt.frames": 1})  # prompts on frame 0
     s = _session(video, settings=settings, auto_prompt=True)
     r = s.process(0, video.frames[0])
     assert len(r.prompted) == 2 and len(r.objects) == 2
