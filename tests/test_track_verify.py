@@ -97,3 +97,15 @@ def test_verifier_gate_grows_while_the_particle_is_unseen():
     _, near = v.motion.predict(1)
     _, later = v.motion.predict(10)
     assert later == pytest.approx(near * math.sqrt(10))
+
+
+def test_a_user_correction_restarts_the_motion_origin_without_counting_a_step():
+    rng = np.random.default_rng(6)
+    v = _verifier()
+    v.start([_frame(rng, [(40, 40)])], (40.0, 40.0), 0)
+    for t in (1, 2, 3):
+        assert v.check([_frame(rng, [(40 + t, 40)])], t, (40.0 + t, 40.0), []).supported
+    steps, spread = v.motion.count, v.motion.spread()
+    v.start([_frame(rng, [(120, 120)])], (120.0, 120.0), 4)  # the user moves it 110 px
+    assert v.motion.last == (120.0, 120.0) and v.motion.count == steps
+    assert v.motion.spread() == pytest.approx(spread)

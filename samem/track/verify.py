@@ -138,7 +138,7 @@ class ZMap:
 
     def peak(
         self, centre: tuple[float, float], radius: float, exclude
-    ) -> tuple[tuple[float, float], float] | None:  # noqa: E501
+    ) -> tuple[tuple[float, float], float] | None:
         """Highest point (frame px) within ``radius`` of ``centre``, outside the discs ``exclude``
         (``[(x, y, r), ...]``, frame px); ``None`` if there is none."""
         h, w = self.z.shape
@@ -252,6 +252,7 @@ class Verifier:
         zmap = contrast_map(frames[-1], position, 4 * self.radius, self.radius, 1.0)
         if zmap is not None:
             self.sign = -1.0 if zmap.at(*position, self.radius / 2) < 0 else 1.0
+        self.motion.last = None  # a correction is not a step (the step statistics are kept)
         self._accept(frames[-1:], position, frame, zmap=None)
         self.misses, self.last_peak = 0, None
 
