@@ -98,6 +98,25 @@ def test_auto_prompt_then_new_particles_enter(video):
     assert len(set(nearest)) == len(truth)
 
 
+def test_newcomers_skip_tracked_particles_that_are_momentarily_absent(video, monkeypatch):
+    settings = load_settings(None, {"autoprompt.new_objects_every": 2, "autoprompt.frames": 2})
+    s = _session(video, settings=settings, boxes=(0, truth_boxes(video)))
+    s.process(0, video.frames[0])
+    real_step = s.tracker.step
+
+    def absent_step(frame, prompts=None):  # every object unconfirmed on this frame
+        out = real_step(frame, prompts)
+        return {
+            k: type(r)(np.zeros_like(r.mask), 0.4, False, (np.nan, np.nan), None, r.iou)
+            for k, r in out.items()
+        }
+
+    monkeypatch.setattr(s.tracker, "step", absent_step)
+    s.process(1, video.frames[1])  # every particle reported absent on the frame before ...
+    r = s.process(2, video.frames[2])  # ... a detection frame: all are tracked, none is new
+    assert r.prompted == [] and len(s.object_ids) == len(truth_boxes(video))
+
+
 def test_auto_prompt_averages_first_frames(video):
     settings = load_settings(None, {"autoprompt.frames": 3})
     s = _session(video, settings=settings, auto_prompt=True)

@@ -275,11 +275,17 @@ class Session:
             log.info("auto-prompt: %d particles", len(found))
             return
         every = int(cfg["new_objects_every"])
+        if self._started and every > 0:
+            # newcomers are looked for on the mean of the last `frames` frames, as the first
+            # detection is (each box follows its particle to this frame)
+            self._auto_frames.append(np.asarray(frame, dtype=np.float32))
         if self._started and every > 0 and self.frames_processed % every == 0:
+            # tracked objects, present or not, at their last known place: a particle reported
+            # absent on this frame (unconfirmed by the tracker's position check) is not new
             tracked = {i: c for i, (c, _) in self._last.items() if c is not None}
             boxes = [b for _, b in self._last.values() if b is not None]
             new = autoprompt.new_detections(
-                autoprompt.detect(frame, cfg), tracked, boxes, cfg["min_distance_px"]
+                autoprompt.detect(list(self._auto_frames), cfg), tracked, boxes, cfg["min_distance_px"]
             )
             room = min(int(cfg["max_objects"]) - len(self.object_ids), self.room, self.max_per_prompt)
             new = new[: max(room, 0)]
@@ -315,7 +321,10 @@ class Session:
             self._started = True
         elif self._started:
             results = self.tracker.step(frame, prompts or None)
-        self._last = {i: (r.centroid, r.bbox) if r.present else (None, None) for i, r in results.items()}
+        self._last = {  # last known centroid and box of every object (kept while it is absent)
+            i: (r.centroid, r.bbox) if r.present else self._last.get(i, (None, None))
+            for i, r in results.items()
+        }
         records, objects, positions, labels = self._tables(seq, results)
         rows = pd.DataFrame(records, columns=COLUMNS)
         if self.builder is not None:
