@@ -134,6 +134,17 @@ def test_auto_prompt_and_saved_frames(tmp_path, video):
         np.testing.assert_array_equal(f["frames"][()], video.frames)
 
 
+def test_auto_prompt_on_fewer_frames_than_it_averages(tmp_path):
+    """A single image (or a video shorter than ``autoprompt.frames``) is still auto-prompted."""
+    assert SETTINGS["autoprompt"]["frames"] > 2
+    two = small_video(frames=2, n_particles=2, seed=2)
+    src = write_h5(two, tmp_path / "two.h5")
+    report = analyze_video(src, tmp_path / "o", OracleTracker(two), SETTINGS, auto_prompt=True, plots=False)
+    assert report.particles >= 1
+    tracks = pd.read_csv(tmp_path / "o" / "tracks.csv")
+    assert set(tracks["frame"]) == {1}  # detected on the mean of both frames, tracked on the last
+
+
 class Exploding(OracleTracker):
     def step(self, frame, prompts=None):
         if self.steps == 5:

@@ -135,6 +135,9 @@ def analyze_video(
         if boxes is not None and boxes[0] >= len(reader):
             raise SamemError(f"boxes are for frame {boxes[0]} but the video has {len(reader)} frames")
         px, dt = reader.metadata["pixel_size_nm"], reader.metadata["frame_interval_s"]
+        averaged = int(settings["autoprompt"]["frames"])
+        if auto_prompt and len(reader) < averaged:  # a single image, or a video shorter than that
+            settings = {**settings, "autoprompt": {**settings["autoprompt"], "frames": max(1, len(reader))}}
         session = Session(
             tracker,
             reader.frame_shape,
