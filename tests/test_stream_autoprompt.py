@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from samem.errors import SamemError
-from samem.stream.autoprompt import Detection, detect, diameters, new_detections
+from samem.stream.autoprompt import Detection, detect, diameters, new_detections, settings
 
 SIGMA = 10.0  # background noise, grey levels
 
@@ -182,3 +182,14 @@ def test_scale_settings_are_checked():
     with pytest.raises(SamemError, match="ratio"):
         detect(np.zeros((32, 32)), {"ratio": 1.0})
     assert diameters({"diameter_px": [10, 40], "scales": 3}) == pytest.approx([10, 20, 40])
+
+
+def test_shipped_real_tem_settings_load_and_validate():
+    from samem.stream.settings import load_settings
+    from samem.track.options import TrackerOptions
+
+    s = load_settings("real_tem")  # configs/real_tem.yaml, by its shipped name
+    cfg = settings(s["autoprompt"])
+    assert cfg["frames"] == 1 and cfg["threshold_sigma"] < load_settings()["autoprompt"]["threshold_sigma"]
+    opts = TrackerOptions.from_config(None, **s["model"]["tracker"])
+    assert opts.refine_band_px > 0 and opts.verify  # everything else stays the default
