@@ -470,12 +470,13 @@ def erode(mask: np.ndarray, px: int) -> np.ndarray:
 NO_PRESENCE_RULE = {"reappear_score": 0.5, "reappear_iou": 0.0, "reappear_frames": 1, "lost_iou": 0.0}
 
 
-def _tracker_factory(model: str | None, threads: int, **options):
-    """Fresh trackers built as ``samem analyze`` builds them (shipped serve settings + ``options``)."""
+def _tracker_factory(model: str | None, threads: int, config: str | None = None, **options):
+    """Fresh trackers built as ``samem analyze`` builds them (serve settings, or ``config`` over
+    them as ``--config`` does, + ``options``)."""
     from samem.stream.service import model_tracker_factory
     from samem.stream.settings import load_settings
 
-    settings = load_settings(None, {"model.name": model})
+    settings = load_settings(config, {"model.name": model})
     settings["model"]["tracker"] = {
         **(settings["model"]["tracker"] or {}),
         "num_threads": threads,
@@ -1248,6 +1249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="tracker option for the segmentation part (e.g. refine_band_px=5); repeatable",
     )
+    ap.add_argument(
+        "--config",
+        help="settings file over the shipped serve settings for the segmentation part, as samem "
+        "analyze --config (e.g. real_tem: auto-prompt and tracker settings for real micrographs)",
+    )
     ap.add_argument("--window", type=int, default=10, help="SHINE2: frames in the averages")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "real.json")
@@ -1281,7 +1287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from samem.track.options import parse_options
 
         tracker_options = parse_options(args.tracker)
-        factory, model_name, settings = _tracker_factory(args.model, args.threads, **tracker_options)
+        factory, model_name, settings = _tracker_factory(
+            args.model, args.threads, args.config, **tracker_options
+        )
         report["model"] = model_name
         report["tracker_options"] = tracker_options
     if "seg" in args.parts:
