@@ -142,7 +142,20 @@ def test_auto_prompt_on_fewer_frames_than_it_averages(tmp_path):
     report = analyze_video(src, tmp_path / "o", OracleTracker(two), SETTINGS, auto_prompt=True, plots=False)
     assert report.particles >= 1
     tracks = pd.read_csv(tmp_path / "o" / "tracks.csv")
-    assert set(tracks["frame"]) == {1}  # detected on the mean of both frames, tracked on the last
+    assert set(tracks["frame"]) == {0, 1}  # detected on the mean of both frames, tracked from frame 0
+
+
+def test_offline_auto_prompt_tracks_from_frame_0(tmp_path, video):
+    """Offline the first frames are at hand: the averaged detection prompts frame 0 (live, the
+    session waits for them and starts on the last), so no frame goes without a track."""
+    assert SETTINGS["autoprompt"]["frames"] > 1
+    src = write_h5(video, tmp_path / "v.h5")
+    analyze_video(src, tmp_path / "o", OracleTracker(video), SETTINGS, auto_prompt=True, plots=False)
+    tracks = pd.read_csv(tmp_path / "o" / "tracks.csv")
+    assert (
+        tracks["frame"].min() == 0
+        and tracks.groupby("particle")["frame"].nunique().eq(len(video.frames)).all()
+    )
 
 
 class Exploding(OracleTracker):

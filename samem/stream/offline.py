@@ -46,6 +46,27 @@ class AnalyzeReport:
         return self.frames / self.elapsed_s if self.elapsed_s > 0 else math.nan
 
 
+def _first_frame_detections(reader, settings: Mapping[str, Any]) -> dict[int, tuple]:
+    """Auto-prompt boxes on frame 0 of a recorded video: the detector on the mean of its first
+    ``autoprompt.frames`` frames, given in reverse order so that each box follows its particle
+    to frame 0 (:func:`samem.stream.autoprompt.detect` moves boxes to the last frame it is
+    given). Live, the session must wait for those frames and prompts the last of them; offline
+    nothing before it is lost. At most the prompt limits' number of boxes, strongest first.
+    """
+    from samem.stream import autoprompt
+
+    cfg = settings["autoprompt"]
+    n = max(1, min(int(cfg["frames"]), len(reader)))
+    frames = [reader[i] for i in range(n)][::-1]
+    found = autoprompt.detect(frames, cfg)
+    limit = min(int(settings["prompts"]["max_per_prompt"]), int(settings["prompts"]["max_objects"]))
+    if len(found) > limit:
+        log.warning(
+            "auto-prompt found %d particles; tracking the %d strongest (prompts limits)", len(found), limit
+        )
+    return {i + 1: d.box for i, d in enumerate(found[:limit])}
+
+
 def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(text)
@@ -138,6 +159,10 @@ def analyze_video(
         averaged = int(settings["autoprompt"]["frames"])
         if auto_prompt and len(reader) < averaged:  # a single image, or a video shorter than that
             settings = {**settings, "autoprompt": {**settings["autoprompt"], "frames": max(1, len(reader))}}
+        if auto_prompt and boxes is None:
+            found = _first_frame_detections(reader, settings)
+            if found:  # prompted on frame 0 like a boxes file; else the session keeps looking
+                boxes, auto_prompt = (0, found), False
         session = Session(
             tracker,
             reader.frame_shape,
