@@ -25,6 +25,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "val_seed": 10_000,
         "val_clips": 8,
         "workers": 0,
+        "tiles": [],  # folders of real labelled tiles (images/, labels/) mixed into the clips
+        "tiles_fraction": 0.0,  # share of training clips cut from those tiles
+        "tiles_val": 0,  # last tiles of each folder held out of training, for val_real_iou
     },
     "crop": {
         "mode": "roi",
@@ -140,5 +143,14 @@ def _check(cfg: dict[str, Any]) -> None:
         raise SamemError(f"data.source {cfg['data']['source']!r} is not synthetic, h5 or folder")
     if cfg["data"]["source"] != "synthetic" and not cfg["data"]["paths"]:
         raise SamemError(f"data.source {cfg['data']['source']} needs data.paths")
+    fraction = cfg["data"]["tiles_fraction"]
+    if not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+        raise SamemError(f"data.tiles_fraction must be in [0, 1], got {fraction!r}")
+    if fraction > 0 and not cfg["data"]["tiles"]:
+        raise SamemError("data.tiles_fraction > 0 needs data.tiles (folders with images/ and labels/)")
+    if not isinstance(cfg["data"]["tiles_val"], int) or cfg["data"]["tiles_val"] < 0:
+        raise SamemError(f"data.tiles_val must be a whole number >= 0, got {cfg['data']['tiles_val']!r}")
+    if isinstance(cfg["data"]["tiles"], str):
+        cfg["data"]["tiles"] = [cfg["data"]["tiles"]]
     if cfg["crop"]["mode"] not in ("roi", "full"):
         raise SamemError(f"crop.mode {cfg['crop']['mode']!r} is not roi or full")

@@ -1,4 +1,5 @@
-"""Where training clips come from: the synthetic stream, HDF5 videos with labels, DAVIS folders.
+"""Where training clips come from: the synthetic stream, HDF5 videos with labels, DAVIS folders,
+and real labelled tiles mixed into any of them (:mod:`samem.train.tiles`).
 
 Every source is a function ``clip(index) -> Clip`` that is deterministic in ``index``, so
 a resumed run sees exactly the data it would have seen without the interruption.
@@ -17,6 +18,7 @@ from samem.errors import SamemError
 from samem.io.h5 import open_h5
 from samem.io.readers import read_label_image
 from samem.synthetic.clips import Clip, ClipStream, first_frame_boxes
+from samem.train.tiles import TileClips, mixed_source, split_tiles
 
 ClipSource = Callable[[int], Clip]
 
@@ -94,5 +96,19 @@ def clip_source(data: dict[str, Any], seed: int | None = None) -> ClipSource:
     seed = data["seed"] if seed is None else seed
     if data["source"] == "synthetic":
         stream = ClipStream(data["recipe"], clip_len=data["clip_len"], size=data["frame_size"], seed=seed)
-        return stream.clip
-    return _Videos(list(data["paths"]), data["clip_len"], seed, data["source"])
+        source: ClipSource = stream.clip
+    else:
+        source = _Videos(list(data["paths"]), data["clip_len"], seed, data["source"])
+    if data.get("tiles_fraction", 0) > 0:
+        train_tiles, _ = split_tiles(list(data["tiles"]), data.get("tiles_val", 0))
+        tiles = TileClips(train_tiles, data["clip_len"], data["frame_size"], seed)
+        source = mixed_source(source, tiles, data["tiles_fraction"], seed)
+    return source
+
+
+def real_val_source(data: dict[str, Any]) -> ClipSource | None:
+    """Clips of the held-out real tiles (``data.tiles_val`` > 0), for ``val_real_iou``; else None."""
+    if not data.get("tiles") or not data.get("tiles_val"):
+        return None
+    _, val_tiles = split_tiles(list(data["tiles"]), data["tiles_val"])
+    return TileClips(val_tiles, data["clip_len"], data["frame_size"], data["val_seed"])

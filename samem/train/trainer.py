@@ -40,7 +40,7 @@ from samem.model.factory import build_model, resolve_config, resolve_device
 from samem.track.core import encode_images, track_step
 from samem.track.memory import ObjectMemory
 from samem.train.batches import Batch, CropPolicy, clip_batch
-from samem.train.data import clip_source
+from samem.train.data import clip_source, real_val_source
 from samem.train.losses import LossWeights, step_loss
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,9 @@ class Trainer:
             if resumed is not None and "ema" in resumed:
                 load_weights(self.ema, resumed["ema"], str(self.out / "last.pt"))
         self.train_clip = clip_source(cfg["data"])
-        self.val_clip = clip_source(cfg["data"], seed=cfg["data"]["val_seed"])
+        # validation: the synthetic (or video) stream alone, and the held-out real tiles apart
+        self.val_clip = clip_source({**cfg["data"], "tiles_fraction": 0.0}, seed=cfg["data"]["val_seed"])
+        self.val_real = real_val_source(cfg["data"])
 
     # ------------------------------------------------------------------ state
     def _resume_or_init(self) -> dict | None:
@@ -247,7 +249,9 @@ class Trainer:
         With ``optim.ema_decay`` the averaged weights are scored too (``val_iou_ema``); with
         ``crop.vanish_prob`` > 0, ``val_absent`` is the fraction of frames on which the live model
         calls an object absent after its window has left it. ``val_iou`` never uses vanishing
-        windows, so it stays comparable between runs with and without them.
+        windows, so it stays comparable between runs with and without them. With
+        ``data.tiles_val`` > 0, ``val_real_iou`` (and ``val_real_iou_ema``) is the mean IoU on
+        all frames of ``val_clips`` clips cut from the held-out real tiles.
         """
         n, per = self.cfg["data"]["val_clips"], self.cfg["data"]["clips_per_batch"]
         plain = dataclasses.replace(self.policy, vanish_prob=0.0)  # comparable across runs
@@ -264,6 +268,15 @@ class Trainer:
                 totals.append(float(losses["total"]))
             out[f"val_iou{suffix}"] = float(torch.cat(ious).mean())
             out[f"val_loss{suffix}"] = float(np.mean(totals))
+        if self.val_real is not None:
+            real = [self.batch(0, self.val_real, k, plain) for k in range(0, n, per)]
+            for suffix, model in models.items():
+                ious = []
+                for batch in real:
+                    with self._autocast():
+                        _, iou = clip_forward(model, batch, self.device, self.weights)
+                    ious.append(iou.flatten())  # the prompted frame too: a still tile's segmentation
+                out[f"val_real_iou{suffix}"] = float(torch.cat(ious).mean())
         if self.policy.vanish_prob > 0:
             out["val_absent"] = self._validate_absence(n, per)
         return out
