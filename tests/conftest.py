@@ -1,8 +1,11 @@
-"""Fixtures shared by the test suite."""
+"""Fixtures shared by the test suite (helper functions and classes: tests/helpers)."""
+
+import subprocess
 
 import numpy as np
 import pytest
 import torch
+from helpers import ANY, CLI, wait_ready
 
 from samem.model import build_model
 
@@ -34,3 +37,34 @@ def drifting_discs():
             f[(xx - cx) ** 2 + (yy - cy) ** 2 <= 36] = 60
         out.append(np.clip(f, 0, 255).astype(np.uint8))
     return np.stack(out)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """A real ``samem serve`` process (tiny model, auto-prompt, recording to tmp_path/rec.h5):
+    ``(process, endpoints)``."""
+    config = tmp_path / "serve.yaml"
+    # autoprompt.frames 1: the detector's boxes prompt frame 0 (the shipped default averages 5 frames)
+    config.write_text("recording:\n  flush_every: 2\nstats:\n  every_frames: 5\nautoprompt:\n  frames: 1\n")
+    proc = subprocess.Popen(
+        CLI
+        + ["serve", "--ingest", ANY, "--publish", ANY, "--control", ANY, "--model", "samem_tiny"]
+        + [
+            "--auto-prompt",
+            "--policy",
+            "block",
+            "--record",
+            str(tmp_path / "rec.h5"),
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc, wait_ready(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

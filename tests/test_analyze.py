@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from test_serve_oracle import OracleTracker, small_video, truth_boxes
+from helpers import OracleTracker, small_video, truth_boxes
 
 from samem.cli.main import main
 from samem.errors import SamemError

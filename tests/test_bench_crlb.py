@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from helpers import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def crlb():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_crlb", BENCH / "bench_crlb.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.path.remove(str(BENCH))
+    return load_bench_script("bench_crlb")
 
 
 def test_fisher_in_white_noise_is_the_sum_of_squared_derivatives(crlb):

@@ -5,29 +5,16 @@ Tiny synthetic arrays only: the real data in ../shared/realdata is never read he
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from helpers import load_bench_script
 
 
 @pytest.fixture(scope="module")
 def real():
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_real", BENCH / "bench_real.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_real"] = module  # its dataclasses look their module up while being built
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("bench_real", None)
-        sys.path.remove(str(BENCH))
+    return load_bench_script("bench_real")
 
 
 def square(shape, x0, y0, x1, y1):

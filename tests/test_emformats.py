@@ -5,20 +5,17 @@ from __future__ import annotations
 import logging
 import sys
 import tracemalloc
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import tifffile
+from helpers import emfiles
 
 from samem.errors import SamemError
 from samem.io import emformats
 from samem.io.emformats import RsciioReader, calibration_from_axes, convert_scale
 from samem.io.readers import open_video, supported_suffixes
-
-sys.path.insert(0, str(Path(__file__).parent))
-import emfiles  # noqa: E402
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-from test_serve_cli import serve  # noqa: F401 - fixture: a real `samem serve` recording
 
 from samem.cli.main import main
 from samem.errors import SamemError
@@ -111,8 +110,7 @@ def test_recording_left_by_kill9_is_read_by_every_reader(tmp_path, serve, capsys
 
     import h5py
     import zmq
-    from test_serve_cli import _command
-    from test_serve_oracle import small_video
+    from helpers import cli_command, small_video
 
     from samem.stream.client import FrameSender
 
@@ -126,7 +124,7 @@ def test_recording_left_by_kill9_is_read_by_every_reader(tmp_path, serve, capsys
                 tx.send(f)
             deadline = time.monotonic() + 120  # no "end": the series is open when the service dies
             while time.monotonic() < deadline:
-                rec = _command(ctx, ep["control"], {"cmd": "status"})["recording"]
+                rec = cli_command(ctx, ep["control"], {"cmd": "status"})["recording"]
                 if rec and rec["frames_flushed"] == 12:
                     break
                 time.sleep(0.2)

@@ -13,35 +13,14 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import RECORDER_SHAPE, recorder_frame_data
 
 from samem.errors import SamemError
 from samem.io.recorder import TRACK_COLUMNS, Recorder, open_results
 from samem.io.table import read_table
 
-H, W = 16, 20
-
-
-def _frame_data(t: int):
-    """Deterministic content for frame t: labels, raw frame and two track rows."""
-    labels = np.zeros((H, W), np.uint16)
-    labels[t % H, :5] = 1
-    labels[:3, t % W] = 2
-    raw = np.full((H, W), t, np.uint16)
-    tracks = pd.DataFrame(
-        {
-            "frame": [t, t],
-            "particle": [1, 2],
-            "x": [2.0, float(t % W)],
-            "y": [float(t % H), 1.0],
-            "area": [5.0, 3.0],
-            "orientation": [0.0, np.pi / 2],
-            "eccentricity": [0.9, 0.8],
-            "score": [0.5, 0.25],
-            "present": [True, t % 2 == 0],
-            "edge": [False, t % 3 == 0],
-        }
-    )
-    return labels, raw, tracks
+H, W = RECORDER_SHAPE
+_frame_data = recorder_frame_data
 
 
 def test_layout_and_stats(tmp_path):
@@ -56,7 +35,7 @@ def test_layout_and_stats(tmp_path):
         attrs={"source": "unit", "model": "tiny", "config_json": {"a": 1}},
     )
     for t in range(7):
-        labels, raw, tracks = _frame_data(t)
+        labels, raw, tracks = recorder_frame_data(t)
         rec.append(100 + t, 1000.0 + t, labels, tracks, raw)
     assert rec.frames_flushed == 6  # flushed at 3 and 6
 
@@ -114,12 +93,11 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    sys.path.insert(0, {tests!r})
-    from test_io_recorder import _frame_data, H, W
+    from helpers import RECORDER_SHAPE as SHAPE, recorder_frame_data
     from samem.io.recorder import Recorder
-    rec = Recorder({path!r}, (H, W), np.uint16, 0.5, 0.1, flush_every=5)
+    rec = Recorder({path!r}, SHAPE, np.uint16, 0.5, 0.1, flush_every=5)
     for t in range(100000):
-        labels, raw, tracks = _frame_data(t)
+        labels, raw, tracks = recorder_frame_data(t)
         rec.append(t, float(t), labels, tracks, raw)
         if rec.frames_flushed == t + 1:
             print("flushed", t + 1, flush=True)
@@ -131,8 +109,12 @@ WRITER = textwrap.dedent(
 
 def _writer(tmp_path, pause_at=0):
     path = tmp_path / "live.h5"
-    code = WRITER.format(tests=os.path.dirname(__file__), path=str(path), pause_at=pause_at)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    code = WRITER.format(path=str(path), pause_at=pause_at)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
     return path, proc
 
 

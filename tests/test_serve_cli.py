@@ -2,83 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import signal
 import subprocess
-import sys
 import time
 
 import h5py
 import numpy as np
-import pytest
 import zmq
-from test_serve_oracle import small_video
+from helpers import CLI, cli_command, small_video
 
 from samem.io.recorder import open_results
 from samem.stream.autoprompt import detect
 from samem.stream.protocol import decode_pub
 from samem.synthetic import write_h5
-
-ANY = "tcp://127.0.0.1:*"
-CLI = [sys.executable, "-m", "samem.cli.main"]
-
-
-def _ready(proc, timeout_s=180):
-    """The JSON line serve prints once its sockets are bound."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([proc.stdout], [], [], 1.0)
-        if r:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("{"):
-                return json.loads(line)
-    proc.kill()
-    raise AssertionError(f"serve did not start: {proc.stderr.read()[-2000:]}")
-
-
-def _command(ctx, endpoint, obj):
-    req = ctx.socket(zmq.REQ)
-    req.setsockopt(zmq.LINGER, 0)
-    req.setsockopt(zmq.RCVTIMEO, 30000)
-    req.connect(endpoint)
-    try:
-        req.send_json(obj)
-        return req.recv_json()
-    finally:
-        req.close(0)
-
-
-@pytest.fixture
-def serve(tmp_path):
-    config = tmp_path / "serve.yaml"
-    # autoprompt.frames 1: the detector's boxes prompt frame 0 (the shipped default averages 5 frames)
-    config.write_text("recording:\n  flush_every: 2\nstats:\n  every_frames: 5\nautoprompt:\n  frames: 1\n")
-    proc = subprocess.Popen(
-        CLI
-        + ["serve", "--ingest", ANY, "--publish", ANY, "--control", ANY, "--model", "samem_tiny"]
-        + [
-            "--auto-prompt",
-            "--policy",
-            "block",
-            "--record",
-            str(tmp_path / "rec.h5"),
-            "--config",
-            str(config),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc, _ready(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
 
 
 def test_serve_replay_sigterm_and_sigkill(tmp_path, serve):
@@ -116,7 +53,7 @@ def test_serve_replay_sigterm_and_sigkill(tmp_path, serve):
         keys = {"id", "x", "y", "area", "score", "present", "edge"}
         assert all(set(o) == keys for p in frames for o in p["objects"])
         assert [p["seq"] for t, p in msgs if t == "stats" and not p["final"]] == [4]
-        status = _command(ctx, ep["control"], {"cmd": "status"})
+        status = cli_command(ctx, ep["control"], {"cmd": "status"})
         assert status["frames_processed"] == 8 and status["frames_dropped"] == 0
         with h5py.File(tmp_path / "rec.h5", "r") as f:  # series closed by "end": complete, not SWMR-only
             np.testing.assert_array_equal(f["frames"][()], video.frames)
@@ -132,7 +69,7 @@ def test_serve_replay_sigterm_and_sigkill(tmp_path, serve):
             flushed, deadline = 0, time.monotonic() + 60
             while flushed < 2 and time.monotonic() < deadline:
                 time.sleep(0.2)
-                rec = _command(ctx, ep["control"], {"cmd": "status"})["recording"]
+                rec = cli_command(ctx, ep["control"], {"cmd": "status"})["recording"]
                 flushed = rec["frames_flushed"] if rec else 0
             assert flushed >= 2 and rec["file"].endswith("rec-2.h5")
             os.kill(proc.pid, signal.SIGKILL)
@@ -164,7 +101,7 @@ def test_sigterm_flushes_and_closes_the_recording(tmp_path, serve):
             # no "end": the series is still open when the service is stopped
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                if _command(ctx, ep["control"], {"cmd": "status"})["frames_processed"] == 6:
+                if cli_command(ctx, ep["control"], {"cmd": "status"})["frames_processed"] == 6:
                     break
                 time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)

@@ -7,8 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_serve_oracle import OracleTracker, small_video, truth_boxes
-from test_serve_service import Running, _settings
+from helpers import OracleTracker, Running, serve_settings, small_video, truth_boxes
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -24,7 +23,7 @@ def _script(name, address, *args):
 
 def test_consumers_print_frames_stats_feedback_and_control_works():
     video = small_video(frames=20, n_particles=3, seed=1)
-    settings = _settings(
+    settings = serve_settings(
         **{
             "stats.every_frames": 5,
             "feedback.edge_margin_px": 40,

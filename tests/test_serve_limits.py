@@ -3,50 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
-from test_serve_service import Running, _settings
-
-SHAPE = (64, 64)
-
-
-@dataclass(frozen=True)
-class _Absent:
-    mask: np.ndarray
-    score: float = 0.0
-    present: bool = False
-    centroid: tuple = (np.nan, np.nan)
-    bbox: tuple | None = None
-    iou: float = 0.0
-
-
-class SlowTracker:
-    """StreamingTracker stand-in whose every frame costs ``per_object_s`` per object."""
-
-    def __init__(self, per_object_s: float):
-        self.per_object_s = per_object_s
-        self._ids: set[int] = set()
-        self._mask = np.zeros(SHAPE, bool)
-
-    @property
-    def object_ids(self):
-        return sorted(self._ids)
-
-    def reset(self):
-        self._ids.clear()
-
-    def remove(self, oid):
-        self._ids.discard(oid)
-
-    def start(self, frame, boxes):
-        self.reset()
-        return self.step(frame, boxes)
-
-    def step(self, frame, prompts=None):
-        self._ids.update(prompts or {})
-        time.sleep(self.per_object_s * len(self._ids))
-        return {i: _Absent(self._mask) for i in self._ids}
+from helpers import SLOW_SHAPE as SHAPE
+from helpers import Running, SlowTracker, serve_settings
 
 
 def _boxes(ids):
@@ -56,7 +16,7 @@ def _boxes(ids):
 def test_too_many_objects_refused_and_a_full_legal_prompt_drops_frames_not_stalls():
     """Issue 23 (2): 183 boxes took 3 s per frame and a reset 7.8 s; now the count is capped and
     the largest legal prompt makes the service drop frames while control stays responsive."""
-    settings = _settings(
+    settings = serve_settings(
         **{
             "prompts.max_per_prompt": 16,
             "prompts.max_objects": 16,
@@ -131,7 +91,7 @@ def test_many_part_message_and_oversized_part_are_refused_and_counted():
     from samem.stream.service import part_size_cap
 
     cap = 2**20
-    settings = _settings(**{"ingest.max_frame_bytes": cap, "ingest.policy": "block"})
+    settings = serve_settings(**{"ingest.max_frame_bytes": cap, "ingest.policy": "block"})
     assert part_size_cap(settings["ingest"]) == 2 * cap  # hard_limit_factor x the largest legal part
     run = Running(settings, lambda: SlowTracker(per_object_s=0.0))
     frame = np.zeros(SHAPE, np.uint8)

@@ -9,8 +9,8 @@ import time
 import h5py
 import numpy as np
 import pytest
-from test_serve_limits import SHAPE, SlowTracker
-from test_serve_service import Running, _settings
+from helpers import SLOW_SHAPE as SHAPE
+from helpers import Running, SlowTracker, serve_settings
 
 from samem.io.recorder import Recorder
 
@@ -33,7 +33,7 @@ def test_nul_in_series_name_is_refused_not_a_silent_empty_recording(tmp_path):
     """Issue 23 (4): "series": "a\\u0000b" under --record left an empty stub and frames_failed 0."""
     import zmq
 
-    run = Running(_settings(tmp_path, **{"ingest.policy": "block"}), lambda: SlowTracker(0.0))
+    run = Running(serve_settings(tmp_path, **{"ingest.policy": "block"}), lambda: SlowTracker(0.0))
     try:
         push = run.ctx.socket(zmq.PUSH)
         push.setsockopt(zmq.LINGER, 0)
@@ -53,7 +53,7 @@ def test_recording_that_cannot_be_created_is_counted_and_reported(tmp_path, capl
     folder = tmp_path / "gone"
     folder.mkdir()
     run = Running(
-        _settings(None, **{"ingest.policy": "block", "recording.file": str(folder / "rec.h5")}),
+        serve_settings(None, **{"ingest.policy": "block", "recording.file": str(folder / "rec.h5")}),
         lambda: SlowTracker(0.0),
     )
     frame = np.zeros(SHAPE, np.uint8)
@@ -87,7 +87,7 @@ def test_write_failure_mid_series_keeps_publishing_and_keeps_what_was_flushed(tm
         return original(self, frame_index, *a, **k)
 
     monkeypatch.setattr(Recorder, "append", failing)
-    settings = _settings(tmp_path, **{"ingest.policy": "block", "recording.flush_every": 2})
+    settings = serve_settings(tmp_path, **{"ingest.policy": "block", "recording.flush_every": 2})
     run = Running(settings, lambda: SlowTracker(0.0))
     frame = np.zeros(SHAPE, np.uint8)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import h5py
@@ -11,17 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import zmq
-from test_serve_oracle import OracleTracker, small_video, truth_boxes
+from helpers import OracleTracker, Running, serve_settings, small_video, truth_boxes
 
 from samem.errors import SamemError
 from samem.io.recorder import open_results
 from samem.io.table import read_table
-from samem.stream.client import FrameSender
-from samem.stream.protocol import decode_pub, encode_frame, encode_start
-from samem.stream.service import Service, model_tracker_factory
+from samem.stream.protocol import encode_frame, encode_start
+from samem.stream.service import model_tracker_factory
 from samem.stream.settings import load_settings
-
-ANY = "tcp://127.0.0.1:*"
 
 
 @pytest.fixture(scope="module")
@@ -29,70 +25,12 @@ def video():
     return small_video(frames=40)
 
 
-class Running:
-    """A Service in a background thread plus client sockets; everything closed on exit."""
-
-    def __init__(self, settings, tracker_factory, boxes=None, context=None):
-        self.ctx = context or zmq.Context()
-        self.service = Service(settings, tracker_factory, model_name="oracle", boxes=boxes, context=self.ctx)
-        self.endpoints = self.service.start()
-        self.thread = threading.Thread(target=self.service.serve_forever, daemon=True)
-        self.thread.start()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sub.connect(self.endpoints["publish"])
-        self.req = None
-        time.sleep(0.3)  # let the subscription reach the publisher
-
-    def command(self, obj, timeout_ms=15000):
-        if self.req is None:
-            self.req = self.ctx.socket(zmq.REQ)
-            self.req.setsockopt(zmq.LINGER, 0)
-            self.req.setsockopt(zmq.RCVTIMEO, timeout_ms)
-            self.req.connect(self.endpoints["control"])
-        self.req.send(obj if isinstance(obj, bytes) else json.dumps(obj).encode())
-        return json.loads(self.req.recv())
-
-    def collect(self, until, timeout_s=60.0):
-        """PUB messages until ``until(topic, payload)`` is true."""
-        got = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.sub.poll(200):
-                topic, payload = decode_pub(self.sub.recv_multipart())
-                got.append((topic, payload))
-                if until(topic, payload):
-                    return got
-        raise AssertionError(f"condition not met within {timeout_s} s; got {len(got)} messages")
-
-    def sender(self, **kw):
-        return FrameSender(self.endpoints["ingest"], context=self.ctx, **kw)
-
-    def close(self):
-        self.service.stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
-        for s in (self.sub, self.req):
-            if s is not None:
-                s.close(0)
-        self.ctx.term()
-
-
-def _settings(tmp_path=None, **over):
-    base = {"sockets.ingest": ANY, "sockets.publish": ANY, "sockets.control": ANY}
-    if tmp_path is not None:
-        base["recording.file"] = str(tmp_path / "rec.h5")
-    base.update(over)
-    return load_settings(None, base)
-
-
 def _final(topic, payload):
     return topic == "stats" and payload.get("final")
 
 
 def test_end_to_end_tracks_match_truth_and_recording(tmp_path, video):
-    settings = _settings(
+    settings = serve_settings(
         tmp_path, **{"ingest.policy": "block", "recording.flush_every": 7, "stats.every_frames": 10}
     )
     boxes = (0, truth_boxes(video))
@@ -148,7 +86,7 @@ def test_end_to_end_tracks_match_truth_and_recording(tmp_path, video):
 
 
 def test_auto_prompt_finds_the_particles(video):
-    settings = _settings(**{"ingest.policy": "block", "prompts.auto": True})
+    settings = serve_settings(**{"ingest.policy": "block", "prompts.auto": True})
     run = Running(settings, lambda: OracleTracker(video))
     try:
         with run.sender() as tx:
@@ -170,7 +108,7 @@ def test_auto_prompt_finds_the_particles(video):
 
 
 def test_bad_messages_counted_reported_and_harmless(tmp_path, video):
-    settings = _settings(tmp_path, **{"ingest.policy": "block", "ingest.max_frame_bytes": 200_000})
+    settings = serve_settings(tmp_path, **{"ingest.policy": "block", "ingest.max_frame_bytes": 200_000})
     run = Running(settings, lambda: OracleTracker(video), boxes=(0, truth_boxes(video)))
     shape, dtype = video.frames.shape[1:], video.frames.dtype
     good = [encode_frame(f, t, 0.0) for t, f in enumerate(video.frames[:6])]
@@ -211,7 +149,7 @@ def test_bad_messages_counted_reported_and_harmless(tmp_path, video):
 
 
 def test_burst_drop_oldest_stays_bounded_and_advises(video):
-    settings = _settings(
+    settings = serve_settings(
         **{"ingest.queue_frames": 3, "feedback.lag_warn_frames": 2, "stats.every_frames": 1000}
     )
     slow = lambda: OracleTracker(video, step_s=0.03)  # noqa: E731 - ~30 frames/s at most
@@ -238,7 +176,7 @@ def test_burst_drop_oldest_stays_bounded_and_advises(video):
 
 
 def test_control_commands_validate_and_never_break_service(video):
-    settings = _settings(**{"ingest.policy": "block"})
+    settings = serve_settings(**{"ingest.policy": "block"})
     run = Running(settings, lambda: OracleTracker(video))
     boxes = truth_boxes(video)
     try:
@@ -320,7 +258,7 @@ def test_curve_authentication(tmp_path, video, caplog):
     server_pub, server_secret = zmq.auth.create_certificates(tmp_path, "server")
     client_pub, client_secret = zmq.auth.create_certificates(tmp_path / "authorized", "client")
     stranger_pub, stranger_secret = zmq.auth.create_certificates(tmp_path, "stranger")
-    settings = _settings(
+    settings = serve_settings(
         **{
             "sockets.curve.server_secret_key": str(server_secret),
             "sockets.curve.authorized_clients": str(tmp_path / "authorized"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_serve_oracle import OracleTracker, small_video, truth_boxes
+from helpers import OracleTracker, small_video, truth_boxes
 
 from samem.errors import SamemError
 from samem.stream.session import Session

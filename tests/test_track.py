@@ -10,6 +10,7 @@ import torch
 
 import samem
 from samem.errors import SamemError
+from samem.eval.metrics import iou
 from samem.model import build_model
 from samem.track import ObjectResult, StreamingTracker, TrackerOptions
 from samem.track.presence import PresenceRule
@@ -27,11 +28,6 @@ def run(tracker, frames, boxes=BOXES, n=None):
     results = [tracker.start(frames[0], boxes)]
     results += [tracker.step(f) for f in frames[1:n]]
     return results
-
-
-def iou(a, b):
-    union = np.logical_or(a, b).sum()
-    return np.logical_and(a, b).sum() / union if union else 1.0
 
 
 # ---------------------------------------------------------------------- results and options

@@ -6,24 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from test_track_roi import Oracle, disc_frame
+from helpers import Oracle, disc_frame, sphere_frame
 
 from samem.errors import SamemError
 from samem.track import StreamingTracker
 from samem.track.centroid import intensity_centroid
 from samem.track.options import parse_options
 from samem.track.roi import mask_geometry, shift_mask
-
-
-def sphere_frame(shape, centre, radius, noise, seed, dark=True, ramp=0.0):
-    """Background 100 (plus a ramp along x) with a projected sphere (thickness ~ sqrt(r^2 - d^2))."""
-    h, w = shape
-    yy, xx = np.mgrid[:h, :w].astype(np.float64)
-    d2 = (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2
-    thickness = np.sqrt(np.clip(radius**2 - d2, 0, None)) / radius
-    image = 100.0 + ramp * xx + (-40.0 if dark else 40.0) * thickness
-    image += np.random.default_rng(seed).normal(0, noise, shape)
-    return image.astype(np.float32), d2 <= radius**2
 
 
 @pytest.mark.parametrize("dark", [True, False])

@@ -29,6 +29,7 @@ import pytest
 import torch
 
 import samem.track.tracker as tracker_mod
+from samem.eval.metrics import iou
 from samem.model import build_model
 from samem.synthetic import SynthParams, generate
 from samem.track import StreamingTracker
@@ -117,11 +118,6 @@ def run_samem(model, frames, boxes, monkeypatch):
         schedule.frame = t
         results.append(tracker.start(frame, boxes) if t == 0 else tracker.step(frame))
     return results, np.stack(captured).reshape(N_FRAMES, len(boxes), *frames.shape[1:])
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else np.logical_and(a, b).sum() / union
 
 
 def test_full_mode_matches_sam2_video_predictor(video, monkeypatch):

@@ -7,8 +7,7 @@ import math
 import cv2
 import numpy as np
 import pytest
-from test_track_centroid import sphere_frame
-from test_track_roi import Oracle, disc_frame
+from helpers import Oracle, disc_frame, sphere_frame
 
 from samem.errors import SamemError
 from samem.track import StreamingTracker

@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from samem.errors import SamemError
+from samem.eval.metrics import iou
 from samem.track import StreamingTracker, TrackerOptions
 from samem.track.options import parse_options
 from samem.track.refine import refine_mask
@@ -26,10 +27,6 @@ def disc(radius: float, centre=CENTRE, shape=SHAPE) -> np.ndarray:
 def image_of(mask: np.ndarray, inside: float, outside: float, noise: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.where(mask, inside, outside) + rng.normal(0, noise, mask.shape)
-
-
-def iou(a, b) -> float:
-    return np.logical_and(a, b).sum() / np.logical_or(a, b).sum()
 
 
 # half-contrast settings: the edge of a sharp disc lies half-way between core and ring

@@ -14,12 +14,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
+from helpers import Oracle, disc_frame
 
-import samem.track.tracker as tracker_mod
+from samem.eval.metrics import iou
 from samem.track import StreamingTracker
-from samem.track.preprocess import IMAGENET_MEAN, IMAGENET_STD, Levels, apply_levels
+from samem.track.preprocess import Levels, apply_levels
 from samem.track.roi import Window, cut, cut_normalized, mask_geometry, paste, window_side
 
 
@@ -65,53 +64,6 @@ def test_mask_geometry_of_a_rectangle():
 
 
 # ---------------------------------------------------------------------- oracle tracking
-def disc_frame(shape, centre, radius, seed, visible=True, anchor=True):
-    """Noisy uint16 background with one dark disc; returns (frame, truth mask).
-
-    ``anchor`` adds a dark 12 x 12 px square in the bottom-left corner (another particle, far
-    from the tracked one) so the frame's percentile normalisation does not depend on how much
-    of the disc is visible.
-    """
-    h, w = shape
-    yy, xx = np.mgrid[:h, :w]
-    truth = visible & ((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius**2)
-    frame = np.random.default_rng(seed).normal(3000, 100, shape)
-    frame[truth] = 1000
-    if anchor:
-        frame[h - 12 :, :12] = 1000
-    return frame.astype(np.uint16), truth
-
-
-class Oracle:
-    """Replace SAM 2's mask logits with 'dark pixels of the model input' (one object per tracker)."""
-
-    def __init__(self, monkeypatch):
-        self.inputs = None
-        encode, step = tracker_mod.encode_images, tracker_mod.track_step
-
-        def encode_and_keep(model, images):
-            self.inputs = images
-            return encode(model, images)
-
-        def step_with_oracle(model, features, memories, frame_idx, boxes=None, memory_dtype=None, bias=None):
-            out = step(model, features, memories, frame_idx, boxes, memory_dtype, bias)
-            gray = self.inputs[:, :1] * IMAGENET_STD[0] + IMAGENET_MEAN[0]  # back to [0, 1]
-            dark = F.avg_pool2d((gray < 0.25).float(), 4)  # fraction of dark pixels, at SAM's 1/4 scale
-            logits = (dark - 0.5) * 20.0
-            out.low_res_logits = logits.expand(len(memories), -1, -1, -1)
-            present = (logits > 0).flatten(1).any(dim=1)
-            out.object_score_logits = torch.where(present, 10.0, -10.0).expand(len(memories))
-            return out
-
-        monkeypatch.setattr(tracker_mod, "encode_images", encode_and_keep)
-        monkeypatch.setattr(tracker_mod, "track_step", step_with_oracle)
-
-
-def iou(a, b):
-    union = np.logical_or(a, b).sum()
-    return np.logical_and(a, b).sum() / union if union else 1.0
-
-
 def visible_centroid(truth):
     yy, xx = np.nonzero(truth)
     return xx.mean(), yy.mean()

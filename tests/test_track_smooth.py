@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_track_roi import Oracle, disc_frame, iou
+from helpers import Oracle, disc_frame
 
 from samem.errors import SamemError
+from samem.eval.metrics import iou
 from samem.track import StreamingTracker
 from samem.track.options import parse_options
 from samem.track.roi import mask_geometry
