@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from samem.errors import SamemError
+from samem.stream.backpressure import POLICIES
 from samem.stream.control import (
     COMMANDS,
     MAX_OBJECT_ID,
@@ -142,7 +143,7 @@ def test_settings_load_or_are_one_clear_error(overrides):
     except SamemError as exc:
         _check_refusal(str(exc))
         return
-    assert cfg["ingest"]["queue_frames"] >= 1 and cfg["ingest"]["policy"] in ("drop_oldest", "block")
+    assert cfg["ingest"]["queue_frames"] >= 1 and cfg["ingest"]["policy"] in POLICIES
     assert 1 <= cfg["prompts"]["max_per_prompt"] <= 65535 and cfg["ingest"]["hard_limit_factor"] >= 1
 
 

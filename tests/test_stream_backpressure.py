@@ -85,3 +85,62 @@ def test_block_put_times_out_and_close_wakes():
     assert q.get() == 0 and q.get() is None
     with pytest.raises(ValueError):
         FrameQueue(0)
+
+
+def test_latest_takes_the_newest_frame_and_counts_the_skipped():
+    q = FrameQueue(8, "latest")
+    for i in range(5):
+        assert q.put(i)
+    assert q.get(0) == 4 and q.dropped == 4  # the four older frames are skipped, counted
+    assert q.get(timeout=0.01) is None
+    for i in range(12):  # a full queue evicts the oldest, as drop_oldest does
+        q.put(i)
+    assert q.dropped == 4 + 4 and q.high_water == 8
+    assert q.get(0) == 11 and q.dropped == 4 + 11
+
+
+def test_latest_never_skips_markers_nor_crosses_them():
+    q = FrameQueue(8, "latest")
+    for item, droppable in [
+        ("start", False),
+        (0, True),
+        (1, True),
+        ("end", False),
+        ("start2", False),
+        (2, True),
+    ]:
+        q.put(item, droppable=droppable)
+    # the last frame of a series is processed before its end marker; markers all arrive in order
+    assert [q.get(0) for _ in range(4)] == ["start", 1, "end", "start2"]
+    assert q.get(0) == 2 and q.dropped == 1
+
+
+def test_latest_fast_producer_slow_consumer_stays_bounded():
+    q = FrameQueue(8, "latest")
+    got = []
+
+    def consume():
+        while True:
+            item = q.get(timeout=1.0)
+            if item is None:
+                return
+            got.append(item)
+            time.sleep(0.003)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    for i in range(1000):
+        q.put(i)
+        if i % 10 == 0:
+            time.sleep(0.001)
+    q.close()
+    t.join(timeout=10)
+    assert not t.is_alive()
+    assert len(got) + q.dropped == 1000 and q.dropped > 0
+    assert got == sorted(got) and got[-1] == 999
+    assert q.high_water <= 8
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(ValueError, match="policy"):
+        FrameQueue(2, "newest")

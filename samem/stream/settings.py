@@ -17,10 +17,10 @@ from typing import Any
 
 from samem.config import load_yaml
 from samem.errors import SamemError
+from samem.stream.backpressure import POLICIES
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("drop_oldest", "block")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
