@@ -46,15 +46,42 @@ class Features:
         return self.vision_feats[-1].shape[1]
 
     def take(self, index: list[int]) -> Features:
-        """The features of the batch entries ``index`` (in that order)."""
+        """The features of the batch entries ``index`` (in that order).
+
+        The rows are gathered on the batch-major layout the encoder produced (``(h * w, B, C)``
+        views of ``(B, C, h * w)`` tensors): block copies, tens of times faster on CPU than
+        ``index_select`` along dimension 1 of the view, with identical results.
+        """
         idx = torch.as_tensor(index, device=self.vision_feats[-1].device)
-        pick = [x.index_select(1, idx) for x in self.vision_feats]
-        return Features(pick, [p.index_select(1, idx) for p in self.vision_pos], self.feat_sizes)
+        last = len(self.vision_feats) - 1
+        return Features(
+            [_take_rows(x, idx, exact=i == last) for i, x in enumerate(self.vision_feats)],
+            [_take_rows(p, idx, exact=i == last) for i, p in enumerate(self.vision_pos)],
+            self.feat_sizes,
+        )
 
     def expand(self, n: int) -> Features:
         """Repeat a single image's features for ``n`` objects (no copy)."""
         grow = [x.expand(-1, n, -1) for x in self.vision_feats]
         return Features(grow, [p.expand(-1, n, -1) for p in self.vision_pos], self.feat_sizes)
+
+    def to(self, dtype: torch.dtype) -> Features:
+        """These features in ``dtype`` (positional encodings included)."""
+        return Features(
+            [x.to(dtype) for x in self.vision_feats], [p.to(dtype) for p in self.vision_pos], self.feat_sizes
+        )
+
+
+def _take_rows(x: torch.Tensor, idx: torch.Tensor, exact: bool) -> torch.Tensor:
+    """``x.index_select(1, idx)`` for ``x`` of shape ``(L, B, C)``, gathered along its
+    batch-major storage when it has one (block copies). Same values; with ``exact`` also the
+    same contiguous ``(L, b, C)`` layout as ``index_select`` (later matrix products can differ
+    in the last bit with another layout)."""
+    batch_major = x.permute(1, 2, 0)
+    if not batch_major.is_contiguous():
+        return x.index_select(1, idx)
+    rows = batch_major.index_select(0, idx).permute(2, 0, 1)
+    return rows.contiguous() if exact else rows
 
 
 def encode_images(model: torch.nn.Module, images: torch.Tensor) -> Features:

@@ -24,7 +24,7 @@ from scipy.special import expit, logit
 
 from samem.errors import SamemError
 from samem.track.centroid import local_contrast, weighted_centroid
-from samem.track.core import encode_images, track_step
+from samem.track.core import Features, encode_images, track_step
 from samem.track.matched import MatchedFilter
 from samem.track.memory import ObjectMemory
 from samem.track.options import TrackerOptions
@@ -331,7 +331,17 @@ class StreamingTracker:
             inputs = [cut_normalized(gray, windows[oid], size, levels) for oid in ids]
         if self.options.mirror:
             inputs += [x[:, ::-1] for x in inputs]
-        return encode_images(self.model, to_model_input(inputs, self.device)), windows
+        return self._encode_inputs(inputs), windows
+
+    def _encode_inputs(self, inputs: list) -> Features:
+        """Image-encoder features of normalised model inputs (``cpu_bf16``: encoded in bfloat16
+        on CPU, returned as float32)."""
+        images = to_model_input(inputs, self.device)
+        if not (self.device.type == "cpu" and self.options.cpu_bf16):
+            return encode_images(self.model, images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            feats = encode_images(self.model, images)
+        return feats.to(torch.float32)
 
     def _batch_index(self, ids: list, members: list, windows) -> list[int]:
         """Rows of :meth:`_encode`'s features for ``members``, then their mirrored views."""
@@ -497,7 +507,7 @@ class StreamingTracker:
         it was before this frame (grouped by memory layout as in :meth:`_groups`); nothing is
         remembered. Returns ``{id: (low-res logits, object-score logit, predicted IoU, memory
         entry)}``."""
-        feats = encode_images(self.model, to_model_input(inputs, self.device))
+        feats = self._encode_inputs(inputs)
         out = {}
         for members, _ in self._groups(oids, {}):
             memories = [self._objects[o].memory for o in members]
