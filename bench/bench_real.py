@@ -336,8 +336,8 @@ def tiles(split: Path) -> list[tuple[Path, Path]]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """A tile as samem reads it (:mod:`samem.io.readers`): 2-D grayscale, its own dtype."""
-    from samem.io.readers import ImageFolderReader
+    """A tile as samem reads it (:mod:`samem.io.formats.images`): 2-D grayscale, its own dtype."""
+    from samem.io.formats.images import ImageFolderReader
 
     return ImageFolderReader(path.parent, [path])[0]
 

@@ -13,8 +13,8 @@ import tifffile
 from helpers import emfiles
 
 from samem.errors import SamemError
-from samem.io import emformats
-from samem.io.emformats import RsciioReader, calibration_from_axes, convert_scale
+from samem.io.formats.em import RsciioReader, calibration_from_axes, convert_scale
+from samem.io.formats.tiff import EMTiffReader
 from samem.io.readers import open_video, supported_suffixes
 
 
@@ -111,7 +111,7 @@ def test_dm_single_float_image_angstrom(tmp_path):
 
 def test_uncalibrated_file_says_so_and_cli_values_override(tmp_path, frames, caplog):
     path = emfiles.write_dm(tmp_path / "raw.dm4", frames, 4, None, None)
-    with caplog.at_level(logging.WARNING, logger="samem.io.emformats"):
+    with caplog.at_level(logging.WARNING, logger="samem.io.formats.em"):
         with open_video(path) as r:
             assert r.metadata["pixel_size_nm"] is None and r.metadata["frame_interval_s"] is None
     assert "raw.dm4" in caplog.text and "pixels" in caplog.text and "frames" in caplog.text
@@ -289,7 +289,8 @@ def test_missing_rosettasciio_is_explained(tmp_path, frames, monkeypatch):
         open_video(path)
 
 
-def test_module_registers_tiff_over_the_plain_reader():
+def test_tiff_is_read_with_vendor_calibration_by_the_explicit_registry():
     from samem.io import readers
 
-    assert readers._REGISTRY[".tif"] is emformats.EMTiffReader
+    assert readers.BUILTIN[".tif"] is readers.BUILTIN[".tiff"] is EMTiffReader
+    assert readers._REGISTRY[".tif"] is EMTiffReader

@@ -45,7 +45,7 @@ def test_stack_shorter_than_its_header_says_is_a_user_error(tmp_path):
     """The memory-map guard: data that end before the stack does are refused, not mapped."""
     import os
 
-    from samem.io.readers import TiffReader
+    from samem.io.formats.tiff import TiffReader
 
     path, _ = _stack(tmp_path)
 

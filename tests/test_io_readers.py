@@ -9,7 +9,8 @@ import pytest
 import tifffile
 
 from samem.errors import SamemError
-from samem.io.readers import VideoReader, open_video, register_reader, supported_suffixes, to_gray
+from samem.io.base import VideoReader, rgb_to_luma
+from samem.io.readers import open_video, register_reader, supported_suffixes
 
 
 @pytest.fixture
@@ -195,11 +196,11 @@ def test_registry_extends_by_suffix(tmp_path):
         assert [int(f[0, 0]) for f in r] == [0, 1]
 
 
-def test_to_gray_weights_and_dtype():
+def test_rgb_to_luma_weights_and_dtype():
     img = np.zeros((2, 2, 3), np.uint16)
     img[..., 0] = 1000
-    assert to_gray(img).dtype == np.uint16
-    assert to_gray(img)[0, 0] == 299
-    assert to_gray(img, order="bgr")[0, 0] == 114
+    assert rgb_to_luma(img).dtype == np.uint16
+    assert rgb_to_luma(img)[0, 0] == 299
+    assert rgb_to_luma(img, order="bgr")[0, 0] == 114
     with pytest.raises(SamemError):
-        to_gray(np.zeros((2, 2, 5)))
+        rgb_to_luma(np.zeros((2, 2, 5)))

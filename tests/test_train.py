@@ -253,7 +253,7 @@ def test_training_clips_from_hdf5_and_davis_folders(tmp_path):
     # colour label masks are refused with the reason, not misread
     import cv2
 
-    from samem.io.readers import read_label_image
+    from samem.io.formats.images import read_label_image
 
     rgb = tmp_path / "rgb.png"
     cv2.imwrite(str(rgb), np.zeros((8, 8, 3), np.uint8))

@@ -174,7 +174,7 @@ def replay(
 
     Parameters
     ----------
-    reader : samem.io.readers.VideoReader
+    reader : samem.io.base.VideoReader
         Source frames and metadata (pixel size, frame interval).
     sender : FrameSender
         Connected sender.

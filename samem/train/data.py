@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 
 from samem.errors import SamemError
+from samem.io.formats.images import read_label_image
 from samem.io.h5 import open_h5
-from samem.io.readers import read_label_image
 from samem.synthetic.clips import Clip, ClipStream, first_frame_boxes
 from samem.train.tiles import TileClips, mixed_source, split_tiles
 

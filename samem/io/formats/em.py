@@ -1,14 +1,15 @@
-"""Electron-microscopy file formats through RosettaSciIO: Gatan DM3/DM4, MRC, EMD, calibrated TIFF.
+"""Electron-microscopy file formats through RosettaSciIO: Gatan DM3/DM4, MRC, EMD, and the vendor
+calibration of TIFF files.
 
-Importing this module registers readers into :mod:`samem.io.readers`, so that
-:func:`samem.io.readers.open_video` opens ``.dm3``, ``.dm4``, ``.mrc``, ``.mrcs`` and ``.emd``
-(Velox and Berkeley/NCEM variants) files, and TIFF stacks with the calibration tags of Gatan,
-Thermo Fisher/FEI, Zeiss and JEOL software.
+:func:`openers` gives the readers of ``.dm3``, ``.dm4``, ``.mrc``, ``.mrcs`` and ``.emd``
+(Velox and Berkeley/NCEM variants) files to :mod:`samem.io.readers`' registry;
+:func:`tiff_calibration` reads the calibration tags of Gatan, Thermo Fisher/FEI, Zeiss and JEOL
+software for :class:`samem.io.formats.tiff.EMTiffReader`. Importing this module registers nothing.
 
 Frames are read lazily: RosettaSciIO maps the file (``lazy=True``, a dask array) and the
 reader computes one block of consecutive frames at a time, at most ``block_mib`` MiB, keeping
 only the latest block. Memory therefore does not grow with the video length. For TIFF the
-frames come from :class:`samem.io.readers.TiffReader` (memory-mapped or page by page; the
+frames come from :class:`samem.io.formats.tiff.TiffReader` (memory-mapped or page by page; the
 RosettaSciIO TIFF reader would load the whole stack at once) and RosettaSciIO only supplies
 the calibration the ImageJ tags did not.
 
@@ -37,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from samem.errors import SamemError
-from samem.io.readers import TiffReader, VideoReader, register_reader
+from samem.io.base import Opener, VideoReader
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ _CHUNKED = {"digitalmicrograph", "mrc"}
 _MRC_ITEMSIZE = {0: 1, 1: 2, 2: 4, 4: 8, 6: 2, 12: 2}
 # unit spellings pint reads differently from microscopists ("A" would be ampere)
 _UNIT_ALIASES = {"a": "angstrom", "å": "angstrom", "ang": "angstrom", "sec": "s", "secs": "s"}
-_SOURCES = (("pixel_size_nm", "pixel_size_from"), ("frame_interval_s", "frame_interval_from"))
+CALIBRATION_SOURCES = (("pixel_size_nm", "pixel_size_from"), ("frame_interval_s", "frame_interval_from"))
 _WHAT = {"pixel_size_nm": ("pixel size", "pixels"), "frame_interval_s": ("frame interval", "frames")}
 _NO_UNIT = {"", "none", "<undefined>", "undefined", "unknown", "px", "pix", "pixel", "pixels", "frames"}
 
@@ -145,7 +146,7 @@ def calibration_from_axes(axes: Sequence[dict], ndim: int) -> dict[str, Any]:
     return out
 
 
-def _warn_uncalibrated(path: Path, meta: dict) -> None:
+def warn_uncalibrated(path: Path, meta: dict) -> None:
     missing = [k for k in ("pixel_size_nm", "frame_interval_s") if meta.get(k) is None]
     if missing:
         log.warning(
@@ -283,7 +284,7 @@ class RsciioReader(VideoReader):
             "signals_in_file": len(signals),
             **calibration_from_axes(chosen.get("axes") or [], ndim),
         }
-        _warn_uncalibrated(path, self.metadata)
+        warn_uncalibrated(path, self.metadata)
 
     def _read(self, i: int) -> np.ndarray:
         b = int(np.searchsorted(self._starts, i, side="right")) - 1
@@ -315,7 +316,12 @@ def _opener(plugin: str, fmt: str):
     return open_file
 
 
-# --------------------------------------------------------------------------- TIFF
+def openers() -> dict[str, Opener]:
+    """Suffix -> opener of every format of :data:`FORMATS` (for :mod:`samem.io.readers`' registry)."""
+    return {suffix: _opener(plugin, fmt) for suffix, (plugin, fmt) in FORMATS.items()}
+
+
+# --------------------------------------------------------------------------- TIFF calibration
 
 
 def tiff_calibration(path: Path, ndim: int) -> dict[str, Any]:
@@ -344,33 +350,3 @@ def tiff_calibration(path: Path, ndim: int) -> dict[str, Any]:
     if len(axes) < 2:
         return {}
     return calibration_from_axes(axes[-ndim:], ndim)
-
-
-class EMTiffReader(TiffReader):
-    """A TIFF stack (see :class:`samem.io.readers.TiffReader`) whose missing calibration is
-    completed from microscope vendor tags through RosettaSciIO."""
-
-    def __init__(self, path: Path):
-        super().__init__(path)
-        wanted = [k for k in ("pixel_size_nm", "frame_interval_s") if self.metadata.get(k) is None]
-        if wanted:
-            ndim = 3 if self.shape[0] > 1 else 2
-            cal = tiff_calibration(path, ndim)
-            for key, source in _SOURCES:
-                if key in wanted and cal.get(key) is not None:
-                    self.metadata[key] = cal[key]
-                    self.metadata[source] = cal[source]
-        _warn_uncalibrated(path, self.metadata)
-
-
-# --------------------------------------------------------------------------- registration
-
-
-def register() -> None:
-    """Register the readers of this module with :func:`samem.io.readers.register_reader`."""
-    for suffix, (plugin, fmt) in FORMATS.items():
-        register_reader(suffix, _opener(plugin, fmt))
-    register_reader((".tif", ".tiff"), EMTiffReader)
-
-
-register()
