@@ -20,7 +20,7 @@ import pytest
 
 from samem.batch import MARKER, is_finished, load_batch_config, plan_jobs, run_batch
 from samem.batch.inputs import expand_inputs
-from samem.batch.summary import particle_table, read_results, statistics
+from samem.batch.results import particle_table, read_results, statistics
 from samem.cli.main import main
 from samem.errors import SamemError
 from samem.io.readers import open_video
@@ -255,7 +255,7 @@ def test_cli_batch_on_a_local_cluster(tmp_path, capsys, monkeypatch):
     _video(data / "bad.h5", seed=2, fail="user", n_frames=SHORT)
     cfg = tmp_path / "batch.yaml"
     cfg.write_text("cluster:\n  processes: false\nsummary:\n  plot_formats: [png]\n")
-    monkeypatch.setattr(batch, "analyze_video", fake_analyze)
+    monkeypatch.setattr(batch, "analyze_file", fake_analyze)
     real = batch.run_batch
 
     def run_with_fake(*args, **kwargs):

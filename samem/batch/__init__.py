@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from samem.batch.inputs import VideoJob, plan_jobs
-from samem.batch.pipeline import analyze_video
+from samem.batch.pipeline import analyze_file
 from samem.batch.report import write_report
+from samem.batch.results import video_summary
 from samem.batch.runner import dask_client, run_jobs
-from samem.batch.summary import video_summary
 from samem.batch.task import MARKER, is_finished, scratch_dir
 from samem.config import load_yaml
 from samem.errors import SamemError
@@ -92,7 +92,7 @@ def run_batch(
     options: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     progress: bool | None = None,
-    analyze=analyze_video,
+    analyze=analyze_file,
     client=None,
 ) -> BatchResult:
     """Analyse every input video with ``samem analyze``'s pipeline on a dask cluster.
@@ -112,7 +112,7 @@ def run_batch(
     force : bool
         Analyse finished videos again.
     options : dict, optional
-        Keyword options of the per-video analysis (:func:`samem.batch.pipeline.analyze_video`:
+        Keyword options of the per-video analysis (:func:`samem.batch.pipeline.analyze_file`:
         ``model``, ``config`` (analysis settings YAML), ``pixel_size_nm``,
         ``frame_interval_s``, ``save_frames``, ``plots``).
     config : dict, optional
@@ -120,7 +120,7 @@ def run_batch(
     progress : bool, optional
         Progress bar over videos (default: when stderr is a terminal).
     analyze : callable
-        The per-video function run on the workers (default :func:`samem.batch.pipeline.analyze_video`).
+        The per-video function run on the workers (default :func:`samem.batch.pipeline.analyze_file`).
     client : dask.distributed.Client, optional
         Use this client instead of creating one (``scheduler``/``workers`` are then ignored).
 
@@ -142,12 +142,12 @@ def run_batch(
         raise SamemError(f"--workers must be at least 1, got {workers}")
     opts = dict(options or {})
     threads = _torch_threads(cfg, local=client is None and not scheduler, workers=workers)
-    if threads is not None and analyze is analyze_video:
+    if threads is not None and analyze is analyze_file:
         opts.setdefault("torch_threads", threads)
     jobs = plan_jobs(inputs, out, auto_prompt=auto_prompt, options=opts)
     out_root = jobs[0].out_dir.parent
     summary_cfg = dict(cfg.get("summary") or {})
-    if analyze is analyze_video:
+    if analyze is analyze_file:
         # the analysis settings are checked before anything runs; their statistics settings
         # are the summary's unless configs/batch.yaml sets its own
         from samem.stream.settings import load_settings

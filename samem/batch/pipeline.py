@@ -1,6 +1,6 @@
 """The per-video analysis of a batch: ``samem analyze``'s pipeline, called in-process on a worker.
 
-:func:`analyze_video` does what ``samem analyze VIDEO --out DIR [--boxes F | --auto-prompt]``
+:func:`analyze_file` does what ``samem analyze VIDEO --out DIR [--boxes F | --auto-prompt]``
 does, through the same functions (:func:`samem.stream.offline.analyze_video` with settings
 from :func:`samem.stream.settings.load_settings`), so a batch's per-video outputs are those
 of the command run alone. The model is loaded once per worker thread and reused for the
@@ -49,7 +49,7 @@ def tracker_factory(model_settings: dict[str, Any]):
     return _local.model[1]
 
 
-def analyze_video(
+def analyze_file(
     video: str | Path,
     out_dir: str | Path,
     boxes: str | Path | None = None,
@@ -94,7 +94,7 @@ def analyze_video(
         Frames, particles, tracking wall time and files written.
     """
     from samem.stream.control import load_boxes_file
-    from samem.stream.offline import analyze_video as run_session
+    from samem.stream.offline import analyze_video
     from samem.stream.settings import load_settings
 
     set_torch_threads(torch_threads)
@@ -103,7 +103,7 @@ def analyze_video(
     prompts = load_boxes_file(boxes) if boxes is not None else None
     factory, model_name = tracker_factory(settings["model"])
     log.info("analysing %s into %s (pid %d)", video, out_dir, os.getpid())
-    return run_session(
+    return analyze_video(
         Path(video),
         Path(out_dir),
         factory(),

@@ -9,7 +9,7 @@ Files written (each atomically: a temporary file then a rename):
 - ``D_distribution.{png,svg}``: per-particle D across videos.
 - ``per_video.{png,svg}``: mean D and α per video with standard errors.
 
-See :mod:`samem.batch.summary` for the definitions.
+See :mod:`samem.batch.results` for the definitions.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from samem.batch.summary import FIT_COLUMNS, VideoResults, particle_table, read_results, statistics
+from samem.batch.results import FIT_COLUMNS, VideoResults, particle_table, read_results, statistics
 from samem.batch.task import write_json_atomic
+from samem.jsonsafe import jsonable
 
 #: summary.csv columns, in order
 COLUMNS = [
@@ -50,15 +51,6 @@ COLUMNS = [
     "error",
 ]
 FINISHED = ("done", "skipped (finished)")
-
-
-def _finite(x: Any) -> Any:
-    """JSON-friendly value: NaN/inf become None, numpy scalars plain Python."""
-    if hasattr(x, "item"):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _calibration_key(res: VideoResults) -> tuple:
@@ -201,16 +193,16 @@ def write_report(
             _atomic_save(out_root / f"{name}.{ext}", lambda p, fig=fig, ext=ext: fig.savefig(p, format=ext))
         plots.close(fig)
     doc = {
-        "videos": [{k: _finite(v) for k, v in r.items()} for r in table.to_dict(orient="records")],
+        "videos": [{k: jsonable(v) for k, v in r.items()} for r in table.to_dict(orient="records")],
         "counts": {s: int((table["status"] == s).sum()) for s in ("done", "skipped (finished)", "failed")},
         "particles_pooled": stats["particles_pooled"],
         "ensemble_msd": [
             {
                 **{k: v for k, v in g.items() if k != "curve"},
                 "curve": {
-                    "lag_s": [_finite(v) for v in g["curve"]["lag_s"]],
-                    "msd": [_finite(v) for v in g["curve"]["msd_nm2"]],
-                    "sem": [_finite(v) for v in g["curve"]["sem_nm2"]],
+                    "lag_s": [jsonable(v) for v in g["curve"]["lag_s"]],
+                    "msd": [jsonable(v) for v in g["curve"]["msd_nm2"]],
+                    "sem": [jsonable(v) for v in g["curve"]["sem_nm2"]],
                     "n_particles": [int(v) for v in g["curve"]["n_particles"]],
                 },
             }

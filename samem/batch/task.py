@@ -21,6 +21,7 @@ from typing import Any
 
 from samem.batch.inputs import VideoJob
 from samem.errors import SamemError
+from samem.jsonsafe import jsonable
 
 #: file that marks a video's output folder as complete
 MARKER = "batch_done.json"
@@ -67,18 +68,10 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to ``path`` through a temporary file in the same folder and ``os.replace``."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+        tmp.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _jsonable(obj: Any):
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def scratch_dir(job: VideoJob, token: str) -> Path:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from samem.config import load_yaml
 from samem.errors import SamemError
+from samem.jsonsafe import jsonable
 from samem.stats.drift import subtract_drift
 from samem.stats.fit import MsdFit, check_fit_config, fit_msd, msd_covariance, select_lags
 from samem.stats.msd import ensemble_from_sums, n_eff_weights, particle_msd
@@ -107,23 +108,6 @@ class Statistics:
     def to_json(self, **kw) -> str:
         """The summary as strict JSON (no NaN)."""
         return json.dumps(self.summary, allow_nan=False, **kw)
-
-
-def _clean(v):
-    """JSON-safe Python value (NaN/inf -> None, numpy scalars -> Python)."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer, int)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None
-    if v is None or isinstance(v, str):
-        return v
-    return str(v)
 
 
 def _guarded(fit, *args) -> tuple[MsdFit, MsdFit]:
@@ -343,7 +327,7 @@ def statistics_from_sums(
             "n_pairs": vac["n_pairs"].tolist(),
         },
     }
-    return Statistics(_clean(summary), particles, msd_long, emsd, disp.reset_index(), vac.reset_index())
+    return Statistics(jsonable(summary), particles, msd_long, emsd, disp.reset_index(), vac.reset_index())
 
 
 def compute_statistics(

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from samem.jsonsafe import jsonable
+
 PROTOCOL_VERSION = 1
 
 #: dtypes a frame may have; payload bytes are little-endian, C order (row-major)
@@ -362,24 +364,9 @@ class IngestParser:
 # --------------------------------------------------------------------------- encoding
 
 
-def _jsonable(obj: Any) -> Any:
-    """Recursively convert numpy scalars/arrays to JSON types; NaN and infinities become null."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def encode_json(obj: Any) -> bytes:
     """Strict JSON (UTF-8) of ``obj``; numpy values converted, NaN and infinities as null."""
-    return json.dumps(_jsonable(obj), allow_nan=False, separators=(",", ":")).encode()
+    return json.dumps(jsonable(obj), allow_nan=False, separators=(",", ":")).encode()
 
 
 def encode_start(

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from samem.errors import SamemError
+from samem.jsonsafe import positive_or_none
 
 RESULTS = "results.h5"
 #: per-particle columns kept for the statistics across videos (D in the video's D unit)
@@ -65,14 +66,6 @@ class VideoResults:
         return (self.pixel_size_nm or 1.0, self.frame_interval_s or 1.0)
 
 
-def _known(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) and v > 0 else None
-
-
 def read_results(out_dir: str | Path) -> VideoResults:
     """Read ``out_dir/results.h5`` written by ``samem analyze``.
 
@@ -97,8 +90,8 @@ def read_results(out_dir: str | Path) -> VideoResults:
             n_frames = int(f["frame_index"].shape[0])
         else:
             n_frames = int(tracks["frame"].max()) + 1 if len(tracks) else 0
-        pixel_size_nm = _known(f.attrs.get("pixel_size_nm"))
-        frame_interval_s = _known(f.attrs.get("frame_interval_s"))
+        pixel_size_nm = positive_or_none(f.attrs.get("pixel_size_nm"))
+        frame_interval_s = positive_or_none(f.attrs.get("frame_interval_s"))
     if "present" in tracks:
         tracks = tracks[tracks["present"].astype(bool)]
     tracks = tracks[np.isfinite(tracks["x"]) & np.isfinite(tracks["y"])]
