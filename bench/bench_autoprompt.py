@@ -24,7 +24,7 @@ settings on these) or ``--seeds held-out`` (1001 + 10 k, 1002 + 10 k, 1003 + 10 
 the end). Neither set was used in training. One torch thread; about 3 s per video on 2 cores.
 
     OMP_NUM_THREADS=1 python bench/bench_autoprompt.py --seeds tuning --videos 8 \\
-        --out bench/results/autoprompt_tuning.json
+        --out bench/records/autoprompt/autoprompt_tuning.json
     OMP_NUM_THREADS=1 python bench/bench_autoprompt.py --seeds tuning --set frames=3 --set threshold_sigma=5
 """
 

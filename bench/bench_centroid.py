@@ -15,9 +15,9 @@ estimator's alone. Errors are Euclidean, px, over the frames where the particle 
 present and lies fully inside the field (as ``samem eval``'s centroid error).
 
     python bench/bench_accuracy.py --seeds tuning --videos 4 --baseline none --out bench/results/ring
-    python bench/bench_centroid.py bench/results/ring --json bench/centroid_ring.json
+    python bench/bench_centroid.py bench/results/ring --json bench/records/centroid/centroid_ring.json
     python bench/bench_centroid.py bench/results/ring --ring 0.8 --rings 0.8 \
-        --json bench/centroid_estimators.json
+        --json bench/records/centroid/centroid_estimators.json
 
 The ``tracker`` column is ``tracks.csv`` itself, next to its recomputation (``ring`` of the runs).
 """

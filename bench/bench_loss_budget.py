@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--tracker", action="append", metavar="NAME=VALUE", help="tracker option; repeatable")
-    ap.add_argument("--out", default="bench/results/loss_budget.json")
+    ap.add_argument("--out", default="bench/records/learning/loss_budget.json")
     args = ap.parse_args()
     options = parse_options(args.tracker)
     jobs = [

@@ -1,7 +1,7 @@
 """samem on real electron-microscopy data: segmentation, a real low-dose movie, real trajectories.
 
 Reads the openly licensed data in ``../shared/realdata`` (``--data PATH``; its README gives
-sources, licences and credits) and writes every figure to ``--json`` (``bench/real.json``)
+sources, licences and credits) and writes every figure to ``--json`` (``bench/records/real/real.json``)
 and the plots to ``--img`` (``docs/img/real_*.png``). No test depends on the data; the pure
 helpers below (metrics, matching, label-free checks) are tested on small synthetic arrays in
 ``tests/test_bench_real.py``.
@@ -74,10 +74,10 @@ log-log least-squares fit ``A t^n``, on the same lags; D = A / 4): MSD curves, p
 and alpha (median and worst relative difference), the ensemble MSD and the alpha
 distribution.
 
-    python bench/bench_real.py --refine             # all parts, both splits (bench/real.json)
+    python bench/bench_real.py --refine             # all parts, both splits (bench/records/real/real.json)
     python bench/bench_real.py --parts seg --splits train
     python bench/bench_real.py --parts seg --splits train --tracker refine_band_px=5
-    python bench/bench_real.py --data /path/to/realdata --json bench/real.json --img docs/img
+    python bench/bench_real.py --data /path/to/realdata --json bench/records/real/real.json --img docs/img
 
 One torch thread (``--threads``); about a minute and a half on the 2-vCPU development machine.
 """
@@ -1256,7 +1256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--window", type=int, default=10, help="SHINE2: frames in the averages")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--json", type=Path, default=REPO / "bench" / "real.json")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "records" / "real" / "real.json")
     ap.add_argument("--img", default=str(REPO / "docs" / "img"), help="figure folder ('' for none)")
     ap.add_argument("--overlay-tiles", nargs="+", default=["image_0", "image_5", "image_13"])
     args = ap.parse_args(argv)

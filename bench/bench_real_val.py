@@ -6,7 +6,7 @@ does on the test split) on the last ``--held-out`` train tiles, the ones the fin
 config keeps out of training (``data.tiles_val``), for each checkpoint given.
 
     python bench/bench_real_val.py samem/weights/default.pt runs/real_finetune/step_*.pt \
-        --json bench/real_val.json
+        --json bench/records/real/real_val.json
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ never on the held-out ones that the README reports. The sweep behind the shipped
             --tracker smooth_frames=$k --out bench/results/tuning_smooth$k
     done
     python bench/collect_tuning.py bench/results/tuning_smooth1 bench/results/tuning_smooth3 \
-        bench/results/tuning_smooth5 bench/results/tuning_smooth9 --out bench/tuning_smooth_frames.json
+        bench/results/tuning_smooth5 bench/results/tuning_smooth9 --out bench/records/tuning/tuning_smooth_frames.json
 
 and behind ``reappear_score`` 0.9 (with ``smooth_frames`` 5; 0.9 is the ``tuning_smooth5`` run)::
 
@@ -18,7 +18,7 @@ and behind ``reappear_score`` 0.9 (with ``smooth_frames`` 5; 0.9 is the ``tuning
             --tracker smooth_frames=5 --tracker reappear_score=$r --out bench/results/tuning_s5_r$r
     done
     python bench/collect_tuning.py bench/results/tuning_s5_r0.8 bench/results/tuning_smooth5 \
-        bench/results/tuning_s5_r0.95 --out bench/tuning_reappear_score.json
+        bench/results/tuning_s5_r0.95 --out bench/records/tuning/tuning_reappear_score.json
 
 and behind the presence rule's ``reappear_iou`` 0.6 (``reappear_frames`` 1, ``lost_iou`` off;
 run ``tune_i0f1`` = the defaults before it, ``reappear_iou=0``)::
@@ -37,7 +37,7 @@ run ``tune_i0f1`` = the defaults before it, ``reappear_iou=0``)::
         bench/results/tune_i55f1 bench/results/tune_i60f1 bench/results/tune_i65f1 \
         bench/results/tune_i70f1 bench/results/tune_i0f3 bench/results/tune_i60f2 \
         bench/results/tune_i65f2 bench/results/tune_i60f1_l35 bench/results/tune_i60f1_l45 \
-        bench/results/tune_i60f2_l40 --out bench/tuning_presence.json
+        bench/results/tune_i60f2_l40 --out bench/records/tuning/tuning_presence.json
 
 and behind ``reappear_edge`` 1.0 (``reappear_iou`` 0.6; 4 tuning videos per preset)::
 
@@ -47,7 +47,7 @@ and behind ``reappear_edge`` 1.0 (``reappear_iou`` 0.6; 4 tuning videos per pres
     for e in 1000 0.5 1.0 2.0; do run4 e$e --tracker reappear_edge=$e; done
     python bench/collect_tuning.py bench/results/tune4_i0 bench/results/tune4_all \
         bench/results/tune4_e05 bench/results/tune4_e1 bench/results/tune4_e2 \
-        --out bench/tuning_presence_edge.json
+        --out bench/records/tuning/tuning_presence_edge.json
 
 (the folders of the edge runs were named ``all``, ``e05``, ``e1``, ``e2``), checked on 12 thick
 tuning videos (seeds 2003 + 10 k, k = 0..11)::
@@ -59,7 +59,7 @@ tuning videos (seeds 2003 + 10 k, k = 0..11)::
     for r in 0.8 0.7; do run12 r$r --tracker reappear_score=$r; done
     python bench/collect_tuning.py bench/results/tune12_i0 bench/results/tune12_all \
         bench/results/tune12_e1 bench/results/tune12_r0.8 bench/results/tune12_r0.7 \
-        --out bench/tuning_presence_thick12.json
+        --out bench/records/tuning/tuning_presence_thick12.json
 
 and behind ``denoise`` 0.04, ``centroid`` intensity and ``reappear_iou`` 0.65 (``mask_threshold``
 kept at 0.5). Two interim forms of the smoothing were swept first and are in the JSON under
@@ -93,7 +93,7 @@ model input after normalisation (sigma in model-input px; removed: no effect), r
         bench/results/tune_fdn4 bench/results/tune_fdn2_thr0.4 bench/results/tune_d04 \
         bench/results/tune_ci bench/results/tune_d04_ci bench/results/tune4_d04_ci \
         bench/results/tune4_d04_ci_i65 bench/results/tune4b_old bench/results/tune4b_new_i60 \
-        bench/results/tune4b_new --out bench/tuning_denoise_centroid.json
+        bench/results/tune4b_new --out bench/records/tuning/tuning_denoise_centroid.json
 
 (the runs before ``run4b`` came before the new defaults were set, so the options they do not
 name were the previous defaults: ``reappear_iou`` 0.6, ``denoise`` 0, ``centroid`` mask; the
@@ -111,14 +111,14 @@ and behind leaving ``stack_frames`` and ``search_zoom`` off (tracker options; ro
     run tune_def_k4 --videos 8 --skip 4 --presets medium thick
     run tune_sz2_k4 --videos 8 --skip 4 --presets medium thick --tracker search_zoom=2.0
     python bench/collect_tuning.py /tmp/tune_stack_frames_5 /tmp/tune_stack_frames_5_search_zoom_2_0 \
-        /tmp/tune_sz2 /tmp/tune_def_k4 /tmp/tune_sz2_k4 --out bench/tuning_stack_search.json
+        /tmp/tune_sz2 /tmp/tune_def_k4 /tmp/tune_sz2_k4 --out bench/records/tuning/tuning_stack_search.json
 
 and behind keeping ``context`` 3.0 (the ROI window side in prompt-box sides; same ``run``)::
 
     for c in 2.5 3.5 4.0; do run tune_ctx$c --videos 4 --tracker context=$c; done
     run tune_ctx3.5_k4 --videos 8 --skip 4 --presets medium thick --tracker context=3.5
     python bench/collect_tuning.py /tmp/tune_ctx2.5 /tmp/tune_ctx3.5 /tmp/tune_ctx4.0 \
-        /tmp/tune_ctx3.5_k4 --out bench/tuning_context.json
+        /tmp/tune_ctx3.5_k4 --out bench/records/tuning/tuning_context.json
 
 and behind ``centroid`` matched (the matched filter, ``matched_rate`` 0.05 and ``matched_half``
 0.45 chosen offline by ``bench_centroid.py`` on the ``tune_base`` run; that run's rows show
@@ -133,7 +133,7 @@ the same code path)::
     r tune_matched_k4 --videos 8 --skip 4 --presets medium thick --tracker centroid=matched
     r tune_base_k4 --videos 8 --skip 4 --presets thick --tracker centroid=intensity
     python bench/collect_tuning.py bench/results/tune_base bench/results/tune_matched \
-        bench/results/tune_base_k4 bench/results/tune_matched_k4 --out bench/tuning_matched.json
+        bench/results/tune_base_k4 bench/results/tune_matched_k4 --out bench/records/tuning/tuning_matched.json
 """
 
 from __future__ import annotations

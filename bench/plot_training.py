@@ -1,6 +1,6 @@
 """Training curves of a ``samem train`` run from its metrics.jsonl.
 
-    python bench/plot_training.py runs/default/metrics.jsonl --out docs/img/training_default.png
+    python bench/plot_training.py docs/model/default/metrics.jsonl --out docs/img/training_default.png
 
 Left: total loss and its mask terms per logged step; right: IoU on the propagated frames of
 the training batches (smoothed) and on the held-out validation clips (live weights, and the
