@@ -59,9 +59,7 @@ def video_path(folder: Path, preset: str, n: int, frames: int, size: int, seed: 
     try:
         write_h5(params, path, workers=1, progress=False)
     except SamemError:  # too many particles to place without overlaps (64 at 1024 px)
-        import dataclasses
-
-        write_h5(dataclasses.replace(params, allow_overlap=True), path, workers=1, progress=False)
+        write_h5(params.replace(allow_overlap=True), path, workers=1, progress=False)
     return path
 
 
