@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check samem tests bench
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
