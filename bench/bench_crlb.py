@@ -33,7 +33,8 @@ shapes). JPEG (not in the three presets) would not be modelled.
     python bench/bench_crlb.py --videos 3 --json bench/records/crlb/crlb.json \
         --measured bench/records/accuracy/accuracy_default.json
     python bench/bench_crlb.py --seeds tuning --videos 12 --presets medium thick
-    python bench/bench_crlb.py --from bench/records/crlb/crlb.json bench/records/crlb/crlb_tuning.json --plot docs/img/crlb.png
+    python bench/bench_crlb.py --from bench/records/crlb/crlb.json bench/records/crlb/crlb_tuning.json \
+        --plot docs/img/crlb.png
 
 Needs no video files: the scenes are rebuilt from the seeds (the same scenes
 ``bench_accuracy.py`` writes).

@@ -11,7 +11,8 @@ the intensity centroid) and scores it against the truth mask. ``chosen`` is SAM 
 ``oracle`` the best candidate on each frame; both over the frames on which the particle is
 visible and reported present.
 
-    python bench/bench_multimask.py --presets thin medium thick --videos 1 --json bench/records/multimask/multimask.json
+    python bench/bench_multimask.py --presets thin medium thick --videos 1 \
+        --json bench/records/multimask/multimask.json
 
 Videos are the tuning videos of ``bench_accuracy.py`` (seeds 2001 + 10 k, ...), generated
 once into ``bench/results/videos``.

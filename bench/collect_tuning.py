@@ -9,7 +9,8 @@ never on the held-out ones that the README reports. The sweep behind the shipped
             --tracker smooth_frames=$k --out bench/results/tuning_smooth$k
     done
     python bench/collect_tuning.py bench/results/tuning_smooth1 bench/results/tuning_smooth3 \
-        bench/results/tuning_smooth5 bench/results/tuning_smooth9 --out bench/records/tuning/tuning_smooth_frames.json
+        bench/results/tuning_smooth5 bench/results/tuning_smooth9 \
+        --out bench/records/tuning/tuning_smooth_frames.json
 
 and behind ``reappear_score`` 0.9 (with ``smooth_frames`` 5; 0.9 is the ``tuning_smooth5`` run)::
 
@@ -133,7 +134,8 @@ the same code path)::
     r tune_matched_k4 --videos 8 --skip 4 --presets medium thick --tracker centroid=matched
     r tune_base_k4 --videos 8 --skip 4 --presets thick --tracker centroid=intensity
     python bench/collect_tuning.py bench/results/tune_base bench/results/tune_matched \
-        bench/results/tune_base_k4 bench/results/tune_matched_k4 --out bench/records/tuning/tuning_matched.json
+        bench/results/tune_base_k4 bench/results/tune_matched_k4 \
+        --out bench/records/tuning/tuning_matched.json
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ Prints and writes a JSON summary.
 
 Usage::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/fuzz_service.py --seconds 120 --out bench/records/service/fuzz_service.json
+    OMP_NUM_THREADS=1 .venv/bin/python bench/fuzz_service.py --seconds 120 \
+        --out bench/records/service/fuzz_service.json
 """
 
 from __future__ import annotations
