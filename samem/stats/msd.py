@@ -96,7 +96,8 @@ def particle_moments(sums: LagSums, scale: Scale) -> tuple[np.ndarray, np.ndarra
 
 def particle_msd(sums: LagSums, scale: Scale) -> np.ndarray:
     """Time-averaged MSD of each particle, shape (P, L), length unit²; NaN where undefined."""
-    return particle_moments(sums, scale)[1].sum(axis=2)
+    _, mean_sq = particle_moments(sums, scale)
+    return mean_sq.sum(axis=2)
 
 
 def _used_lags(sums: LagSums) -> np.ndarray:

@@ -33,7 +33,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -212,6 +212,13 @@ def _describe(signals: list[dict]) -> str:
     return ", ".join(parts) or "nothing"
 
 
+class _Block(NamedTuple):
+    """The block of consecutive frames :class:`RsciioReader` holds: its number and its frames."""
+
+    index: int
+    frames: np.ndarray
+
+
 class RsciioReader(VideoReader):
     """A (T, H, W) image stack from a file RosettaSciIO reads, computed block by block.
 
@@ -235,7 +242,7 @@ class RsciioReader(VideoReader):
 
         self.path = path
         self._data = None
-        self._block: tuple[int, np.ndarray] | None = None
+        self._block: _Block | None = None
         module = _plugin(plugin, path, fmt)
         if plugin == "mrc":
             _check_mrc_size(path)
@@ -288,7 +295,7 @@ class RsciioReader(VideoReader):
 
     def _read(self, i: int) -> np.ndarray:
         b = int(np.searchsorted(self._starts, i, side="right")) - 1
-        if self._block is None or self._block[0] != b:
+        if self._block is None or self._block.index != b:
             start, stop = self._starts[b], self._starts[b + 1]
             self._block = None  # free the old block before reading the next
             try:
@@ -296,8 +303,8 @@ class RsciioReader(VideoReader):
             except (OSError, ValueError) as exc:  # truncated or corrupted data on disk
                 where = f"{self.path}: could not read frames {start}-{stop - 1}"
                 raise SamemError(f"{where} ({_reason(exc)})") from None
-            self._block = (b, np.asarray(block))
-        return self._block[1][i - self._starts[b]].copy()
+            self._block = _Block(b, np.asarray(block))
+        return self._block.frames[i - self._starts[b]].copy()
 
     def close(self) -> None:
         """Drop the block and the dask graph; HDF5-based formats close their file here."""
