@@ -13,7 +13,7 @@ average before and after.
 Usage::
 
     .venv/bin/python bench/bench_latency.py --particles 4 32 --fps 10 20 --policies latest drop_oldest \\
-        --json bench/latency.json
+        --json bench/records/service/latency.json
 """
 
 from __future__ import annotations
