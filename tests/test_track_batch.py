@@ -97,3 +97,19 @@ def test_device_default_options_run(drifting_discs):  # pragma: no cover - needs
     res = [tracker.start(drifting_discs[0], BOXES)] + [tracker.step(f) for f in drifting_discs[1:10]]
     assert all(set(r) == set(BOXES) for r in res)
     assert tracker.state_nbytes() > 0
+
+
+def test_shared_position_encoding_gives_the_same_features(tiny):
+    from samem.track.core import share_position_encoding
+
+    model = build_model("samem_tiny", "cpu", seed=0)
+    before = _features(model, 3)
+    share_position_encoding(model)
+    share_position_encoding(model)  # idempotent
+    after = _features(model, 3)
+    for x, y in zip(before.vision_feats + before.vision_pos, after.vision_feats + after.vision_pos):
+        assert torch.equal(x, y)
+    assert after.vision_pos[0].stride(1) == 0  # one copy for the batch
+    got = after.take([2, 0])
+    assert torch.equal(got.vision_pos[-1], before.take([2, 0]).vision_pos[-1])
+    assert sorted(model.state_dict()) == sorted(build_model("samem_tiny", "cpu", seed=0).state_dict())

@@ -76,12 +76,42 @@ def _take_rows(x: torch.Tensor, idx: torch.Tensor, exact: bool) -> torch.Tensor:
     """``x.index_select(1, idx)`` for ``x`` of shape ``(L, B, C)``, gathered along its
     batch-major storage when it has one (block copies). Same values; with ``exact`` also the
     same contiguous ``(L, b, C)`` layout as ``index_select`` (later matrix products can differ
-    in the last bit with another layout)."""
+    in the last bit with another layout). A tensor repeated along the batch without a copy
+    (the shared positional encoding, :func:`share_position_encoding`) stays such a view."""
+    if x.shape[1] > 0 and x.stride(1) == 0:
+        return x[:, :1].expand(-1, idx.numel(), -1)
     batch_major = x.permute(1, 2, 0)
     if not batch_major.is_contiguous():
         return x.index_select(1, idx)
     rows = batch_major.index_select(0, idx).permute(2, 0, 1)
     return rows.contiguous() if exact else rows
+
+
+class _SharedPositionEncoding(torch.nn.Module):
+    """The image encoder's sine positional encoding, one copy per feature size for the whole
+    batch (``expand``) where sam2 repeats it for every image: the same values, without copying
+    ``B x C x H x W`` floats per level and frame, most of which nothing reads (SAM 2's step
+    reads only the lowest-resolution level's)."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        one = self.inner(x[:1])  # sam2 caches the (C, H, W) encoding of every size
+        return one.expand(x.shape[0], -1, -1, -1)
+
+
+def share_position_encoding(model: torch.nn.Module) -> None:
+    """Make ``model``'s image encoder return its positional encodings as batch views (see
+    :class:`_SharedPositionEncoding`; values unchanged, no parameters involved). Idempotent;
+    models without sam2's sine encoding in an FPN neck are left as they are."""
+    neck = getattr(getattr(model, "image_encoder", None), "neck", None)
+    pe = getattr(neck, "position_encoding", None)
+    if pe is None or isinstance(pe, _SharedPositionEncoding) or type(pe).__name__ != "PositionEmbeddingSine":
+        return
+    neck.position_encoding = _SharedPositionEncoding(pe)
 
 
 def encode_images(model: torch.nn.Module, images: torch.Tensor) -> Features:

@@ -24,7 +24,7 @@ from scipy.special import expit, logit
 
 from samem.errors import SamemError
 from samem.track.centroid import local_contrast, weighted_centroid
-from samem.track.core import Features, encode_images, track_step
+from samem.track.core import Features, encode_images, share_position_encoding, track_step
 from samem.track.matched import MatchedFilter
 from samem.track.memory import ObjectMemory
 from samem.track.options import TrackerOptions
@@ -143,6 +143,7 @@ class StreamingTracker:
     def __init__(self, model: torch.nn.Module, mode: str | None = None, **options):
         self.options = TrackerOptions.from_config(getattr(model, "samem_config", None), mode=mode, **options)
         self.model = model.eval()
+        share_position_encoding(model)  # identical values, no per-image copies
         self.device = next(model.parameters()).device
         self.input_size = int(model.image_size)
         if self.options.num_threads is not None:
