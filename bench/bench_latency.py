@@ -78,8 +78,10 @@ def run_case(video: Path, fps: float, policy: str, args) -> dict:
         cmd += ["--boxes", str(boxes_file), "--model", args.model, "--tracker", f"num_threads={args.threads}"]
         for opt in args.tracker or []:
             cmd += ["--tracker", opt]
-        if policy != "default":
-            cmd += ["--policy", policy]
+        if policy != "default":  # through a settings file: every policy, whatever the CLI offers
+            config = Path(tmp) / "settings.yaml"
+            config.write_text(f"ingest:\n  policy: {policy}\n")
+            cmd += ["--config", str(config)]
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         if args.omp_wait_policy != "unset":
             env["OMP_WAIT_POLICY"] = args.omp_wait_policy
