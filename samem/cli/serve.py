@@ -56,6 +56,18 @@ def add_parser(subparsers) -> None:
         help="allow a non-loopback bind WITHOUT CurveZMQ: anyone who can reach the ports can send "
         "frames and commands (closed networks only)",
     )
+    p.add_argument(
+        "--view",
+        metavar="HOST:PORT",
+        help="serve a live browser view of the tracking on HOST:PORT, e.g. 127.0.0.1:8765 (port 0: a free "
+        "one); a non-loopback HOST needs --allow-remote and then a token (docs/service.md)",
+    )
+    p.add_argument(
+        "--view-token",
+        metavar="TOKEN",
+        help="access token of the view (16-256 characters A-Z a-z 0-9 . _ ~ -); generated and printed for a "
+        "non-loopback --view when not given",
+    )
     p.set_defaults(func=run)
 
 
@@ -84,6 +96,13 @@ def _run(args: argparse.Namespace) -> int:
         },
     )
     apply_tracker_arguments(settings, args.tracker)
+    view_opts = None
+    if args.view is not None:
+        from samem.view.server import view_options
+
+        view_opts = view_options(args.view, bool(settings["sockets"]["allow_remote"]), args.view_token)
+    elif args.view_token is not None:
+        raise SamemError("--view-token needs --view HOST:PORT")
     record = settings["recording"]["file"]
     if record:
         from pathlib import Path
@@ -97,6 +116,17 @@ def _run(args: argparse.Namespace) -> int:
     factory, model_name = model_tracker_factory(settings["model"])
     service = Service(settings, factory, model_name=model_name, boxes=boxes)
     endpoints = service.start()
+    view = None
+    if view_opts is not None:
+        from samem.view.server import ViewServer
+
+        view = ViewServer(view_opts, service.handle_control, recording=bool(record))
+        try:
+            endpoints["view"] = view.start()
+        except SamemError:
+            service.close()
+            raise
+        view.attach(service)
     from samem.cli.userlog import release
 
     release()  # set up: from now on warnings print as they happen
@@ -109,7 +139,13 @@ def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    service.serve_forever()
+    if view is not None:
+        print(f"samem serve: live view at {endpoints['view']}", file=sys.stderr, flush=True)
+    try:
+        service.serve_forever()
+    finally:
+        if view is not None:
+            view.stop()
     status = service.status()
     print(
         f"samem serve: stopped; {status['frames_processed']} frames processed, "

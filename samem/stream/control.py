@@ -7,6 +7,9 @@ prompt      ``boxes``: ``{"<id>": [x0, y0, x1, y1], ...}``   add or correct obje
                                                              the next processed frame
 remove      ``ids``: ``[<id>, ...]``                         stop tracking these objects
 reset       --                                               forget all objects and tracks
+record      ``action``: ``"start"`` or ``"stop"``            stop writing the recording (the
+                                                             file is closed) or start a new
+                                                             one (needs ``--record FILE``)
 status      --                                               counters, lag, objects
 shutdown    --                                               stop gracefully
 =========== ================================================ ================================
@@ -27,7 +30,8 @@ from typing import Any
 
 from samem.errors import SamemError
 
-COMMANDS = ("prompt", "remove", "reset", "status", "shutdown")
+COMMANDS = ("prompt", "remove", "reset", "status", "shutdown", "record")
+RECORD_ACTIONS = ("start", "stop")
 MAX_COMMAND_BYTES = 1 << 20
 MAX_OBJECT_ID = 65535  # object ids are label values in the uint16 /labels dataset
 
@@ -44,11 +48,14 @@ class Command:
         ``{id: (x0, y0, x1, y1)}`` px, for ``prompt``.
     ids : list of int
         Object ids, for ``remove``.
+    action : str or None
+        ``"start"`` or ``"stop"``, for ``record``.
     """
 
     cmd: str
     boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
     ids: list[int] = field(default_factory=list)
+    action: str | None = None
 
 
 #: the one accepted spelling of an id given as a string: ASCII digits, no sign, no leading zero
@@ -145,7 +152,7 @@ def parse_command(raw: bytes) -> Command | str:
     cmd = obj.get("cmd")
     if cmd not in COMMANDS:
         return f"unknown cmd {cmd!r:.40}; known: {', '.join(COMMANDS)}"
-    allowed = {"prompt": {"boxes"}, "remove": {"ids"}}.get(cmd, set()) | {"cmd"}
+    allowed = {"prompt": {"boxes"}, "remove": {"ids"}, "record": {"action"}}.get(cmd, set()) | {"cmd"}
     extra = set(obj) - allowed
     if extra:
         return f"{cmd}: unexpected field(s) {', '.join(sorted(map(repr, extra)))[:80]}"
@@ -165,6 +172,11 @@ def parse_command(raw: bytes) -> Command | str:
                 return f"remove: id {oid} listed twice"
             parsed.append(oid)
         return Command(cmd, ids=parsed)
+    if cmd == "record":
+        action = obj.get("action")
+        if action not in RECORD_ACTIONS:
+            return f"record needs action: one of {', '.join(map(repr, RECORD_ACTIONS))}, got {action!r:.40}"
+        return Command(cmd, action=action)
     return Command(cmd)
 
 

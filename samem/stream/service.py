@@ -125,6 +125,11 @@ class Service:
         self.last_processing_fps: float | None = None
         self._started_s = time.monotonic()
         self._threads: list[threading.Thread] = []
+        self.recording_paused = False  # the ``record`` command's stop (until its start)
+        #: in-process consumers of processed frames (the browser view, :mod:`samem.view`): called
+        #: as ``observer(message, result, session)`` in the processing thread after each frame is
+        #: published; they must only keep references (no copies, no work) and never block
+        self.frame_observers: list[Callable[[FrameMessage, Any, Session], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> dict[str, str]:
@@ -250,7 +255,7 @@ class Service:
             auto_prompt=self.auto_prompt,
         )
         self._recording_failed_series = False
-        if self.record_path is not None:
+        if self.record_path is not None and not self.recording_paused:
             k = self._series_count
             while series_path(self.record_path, k).exists():
                 k += 1
@@ -302,11 +307,16 @@ class Service:
         self.publisher.send("feedback", fb)
         if result.stats is not None:
             self.publisher.send("stats", {"seq": msg.seq, "final": False, **result.stats})
+        for observer in self.frame_observers:
+            try:
+                observer(msg, result, self.session)
+            except Exception:  # an observer's bug must never cost tracking
+                log.exception("frame observer failed")
 
     # ------------------------------------------------------------------ recording failures
     def _record(self, msg: FrameMessage, result) -> None:
         """Append one processed frame to the recording; a failure is counted, never raised."""
-        if self.record_path is None:
+        if self.record_path is None or self.recording_paused:
             return
         recorder = self.recorder
         if recorder is None:  # this series' recording could not be created or broke earlier
@@ -423,6 +433,8 @@ class Service:
                 future.set_result(reply(False, error=f"internal error: {exc}"))
 
     def _apply(self, cmd: Command) -> dict[str, Any]:
+        if cmd.cmd == "record":
+            return self._record_command(cmd.action)
         session = self.session
         if session is None:
             return reply(False, error="no series is open (send a start message first)")
@@ -434,6 +446,54 @@ class Service:
             return reply(True, objects=session.object_ids)
         session.reset()  # "reset"
         return reply(True, objects=[])
+
+    def _record_command(self, action: str | None) -> dict[str, Any]:
+        """The ``record`` command (processing thread): ``stop`` closes the recording (statistics so
+        far written into it) and records nothing until ``start``, which opens the next free file
+        (``FILE-k.h5``) for the open series, or waits for the next series."""
+        if self.record_path is None:
+            return reply(False, error="no recording file: start samem serve with --record FILE")
+        if action == "stop":
+            if self.recording_paused:
+                return reply(False, error="recording is already stopped")
+            self.recording_paused = True
+            recorder, self.recorder = self.recorder, None
+            if recorder is None:
+                return reply(True, recording=False)
+            session, stats = self.session, None
+            try:
+                if session is not None and session.live.particles:
+                    stats = session.statistics()
+            except Exception as exc:  # the recording must still be closed
+                log.warning("statistics could not be computed for %s: %s", recorder.path, exc)
+            try:
+                recorder.close(stats_writer=(lambda f: write_stats(f, stats)) if stats is not None else None)
+            except Exception as exc:
+                self._recording_failed(f"cannot close {recorder.path}", exc)
+                if not recorder.closed:
+                    recorder.abort()
+            log.info("recording stopped: %s (%d frames)", recorder.path, recorder.frames_written)
+            return reply(True, recording=False, file=str(recorder.path), frames=recorder.frames_written)
+        if not self.recording_paused and self.recorder is not None:
+            return reply(False, error=f"already recording to {self.recorder.path}")
+        self.recording_paused = False
+        session, start = self.session, self.series
+        if session is None or start is None:
+            return reply(True, recording=True, file=None, message="recording starts with the next series")
+        k = self._series_count
+        while series_path(self.record_path, k).exists():
+            k += 1
+        self._recording_file = series_path(self.record_path, k)
+        self._recording_failed_series = False
+        try:
+            self.recorder = self._open_recorder(
+                self._recording_file, start, session.pixel_size_nm, session.frame_interval_s
+            )
+        except Exception as exc:
+            self._recording_failed(f"cannot record series {start.series!r}", exc)
+            return reply(False, error=self.recording_error)
+        log.info("recording to %s", self.recorder.path)
+        return reply(True, recording=True, file=str(self.recorder.path))
 
     def _recording_status(self) -> dict[str, Any] | None:
         if self.session is None or self.record_path is None:
@@ -475,6 +535,8 @@ class Service:
                 "frame_interval_s": session.frame_interval_s,
             },
             "recording": self._recording_status(),
+            "recording_paused": self.recording_paused,
+            "next_object_id": session.next_object_id if session else None,
             "clients_refused": self.factory.clients_refused if hasattr(self, "factory") else None,
             "recording_failures": self.recording_failures,
             "frames_not_recorded": self.frames_not_recorded,

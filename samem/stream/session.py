@@ -161,6 +161,7 @@ class Session:
         self._last_seq: int | None = None
         self.frames_processed = 0
         self._times: deque[float] = deque(maxlen=50)
+        self.last_statistics: Statistics | None = None  # of the last summary (ensemble MSD for the view)
 
     # ------------------------------------------------------------------ prompts
     def check_boxes(self, boxes: Mapping[int, Box]) -> None:
@@ -240,6 +241,11 @@ class Session:
     def last_seq(self) -> int | None:
         """Frame number of the last processed frame."""
         return self._last_seq
+
+    @property
+    def next_object_id(self) -> int:
+        """Smallest id a new prompt may use that no object of this series has had."""
+        return self._next_id
 
     @property
     def object_ids(self) -> list[int]:
@@ -383,7 +389,9 @@ class Session:
         ``calibrated`` is False when the pixel size or frame interval was unknown and 1 nm/px,
         1 s were used.
         """
-        return {**self.statistics().summary, "calibrated": self.calibrated}
+        stats = self.statistics()
+        self.last_statistics = stats
+        return {**stats.summary, "calibrated": self.calibrated}
 
     def safe_summary(self) -> dict[str, Any]:
         """:meth:`summary`, or ``{"error": reason, "calibrated": ...}`` when it cannot be computed.

@@ -94,12 +94,17 @@ class Publisher:
 
     PUB never blocks: a subscriber that cannot keep up loses messages at its high-water mark,
     so a slow consumer never slows the service.
+
+    ``listeners`` are in-process consumers (the browser view, :mod:`samem.view`): each is called
+    as ``listener(topic, payload)`` after the message is sent, in the sender's thread, so it
+    must only hand the payload over (append to a bounded deque) and never raise or block.
     """
 
     def __init__(self, sock: zmq.Socket):
         self._sock = sock
         self._lock = threading.Lock()
         self.sent: dict[str, int] = {}
+        self.listeners: list = []
 
     def send(self, topic: str, payload: Any) -> None:
         """Publish ``payload`` (JSON-serialisable; numpy values and NaN are converted)."""
@@ -110,3 +115,5 @@ class Publisher:
             except zmq.Again:  # pragma: no cover - PUB drops instead of raising
                 return
             self.sent[topic] = self.sent.get(topic, 0) + 1
+        for listener in self.listeners:
+            listener(topic, payload)
