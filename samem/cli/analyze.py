@@ -32,6 +32,9 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--save-frames", action="store_true", help="also copy the raw frames into results.h5")
     p.add_argument("--no-plots", action="store_true", help="skip the figures")
+    p.add_argument(
+        "--movie", action="store_true", help="also write DIR/tracked.mp4: contours, ids, trails (samem movie)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in DIR")
     p.set_defaults(func=run)
 
@@ -68,6 +71,19 @@ def _run(args: argparse.Namespace) -> int:
         model_name=model_name,
         progress=frame_progress("analyze"),
     )
+    if args.movie:
+        from pathlib import Path
+
+        from samem.view.movie import render_movie
+
+        movie = render_movie(
+            Path(args.out) / "results.h5",
+            Path(args.out) / "tracked.mp4",
+            video=args.input,
+            overwrite=True,
+            progress=frame_progress("movie"),
+        )
+        report.files.append(movie)
     print(
         f"analysed {report.frames} frames ({report.fps:.1f} frames/s): {report.particles} particles; "
         f"wrote {len(report.files)} files to {args.out}"

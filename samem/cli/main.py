@@ -31,6 +31,7 @@ COMMANDS = [
     "replay",
     "batch",
     "plot",
+    "movie",
     "eval",
     "train",
 ]
