@@ -26,8 +26,9 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(PY) -m pytest -q
 
+# `make demo VIEW=127.0.0.1:8765` also serves the live browser view and opens it (replay at 10 frames/s)
 demo: $(STAMP)
-	$(PY) -m samem.cli.demo
+	$(PY) -m samem.cli.demo $(if $(VIEW),--view $(VIEW) --open --fps 10)
 
 clean-venv:
 	rm -rf $(VENV)

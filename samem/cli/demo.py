@@ -49,7 +49,16 @@ def _match_truth(first_positions: dict, truth_first) -> dict:
     return out
 
 
-def run_demo(out: Path, frames: int, size: int, model: str, preset: str, fps: float) -> int:
+def run_demo(
+    out: Path,
+    frames: int,
+    size: int,
+    model: str,
+    preset: str,
+    fps: float,
+    view: str | None = None,
+    open_browser: bool = False,
+) -> int:
     from samem.io.readers import open_video
     from samem.io.recorder import open_results
     from samem.io.table import read_table
@@ -75,7 +84,8 @@ def run_demo(out: Path, frames: int, size: int, model: str, preset: str, fps: fl
     serve = subprocess.Popen(
         CLI
         + ["serve", "--ingest", ANY, "--publish", ANY, "--control", ANY, "--model", model, "--auto-prompt"]
-        + ["--policy", "block", "--record", str(out / "recording.h5"), "--config", str(out / "serve.yaml")],
+        + ["--policy", "block", "--record", str(out / "recording.h5"), "--config", str(out / "serve.yaml")]
+        + (["--view", view] if view else []),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -85,6 +95,13 @@ def run_demo(out: Path, frames: int, size: int, model: str, preset: str, fps: fl
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     try:
         ep = _wait_ready(serve, timeout_s=300)
+        if view:
+            print(f"  live view: {ep['view']}", flush=True)
+            if open_browser:
+                import webbrowser
+
+                webbrowser.open(ep["view"])  # returns at once; False (ignored) without a browser
+                time.sleep(2.0)  # let the page connect before the first frames
         sub.connect(ep["publish"])
         time.sleep(0.5)
         print(f"[3/4] replaying into {ep['ingest']} at {fps or 'max'} frames/s", flush=True)
@@ -175,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default", help="model for samem serve")
     p.add_argument("--preset", default="medium", help="synthetic preset: thin, medium, thick")
     p.add_argument("--fps", type=float, default=0.0, help="replay rate, frames/s (0: as fast as processed)")
+    p.add_argument("--view", metavar="HOST:PORT", help="serve the live browser view (samem serve --view)")
+    p.add_argument("--open", action="store_true", help="open the live view in the default web browser")
     args = p.parse_args(argv)
     try:
-        return run_demo(Path(args.out), args.frames, args.size, args.model, args.preset, args.fps)
+        return run_demo(
+            Path(args.out), args.frames, args.size, args.model, args.preset, args.fps, args.view, args.open
+        )
     except SamemError as exc:
         print(f"samem demo: error: {exc}", file=sys.stderr)
         return 2
