@@ -274,3 +274,112 @@ def test_view_state_from_topics():
     s.listener("frame", {"seq": 0, "objects": []})  # a new series
     s.drain()
     assert s.trails == {} and s.particles() == []
+
+
+class _BoxTracker:
+    """Stand-in tracker: each object is its prompt box, present on every frame."""
+
+    def __init__(self):
+        self.boxes = {}
+
+    @property
+    def object_ids(self):
+        return list(self.boxes)
+
+    def _results(self, frame):
+        from samem.track.tracker import ObjectResult
+
+        out = {}
+        for oid, (x0, y0, x1, y1) in self.boxes.items():
+            mask = np.zeros(frame.shape, bool)
+            mask[int(y0) : int(y1), int(x0) : int(x1)] = True
+            c = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2)
+            out[oid] = ObjectResult(mask, 0.9, True, c, (int(x0), int(y0), int(x1), int(y1)), 0.9)
+        return out
+
+    def start(self, frame, prompts):
+        self.boxes.update(prompts)
+        return self._results(frame)
+
+    def step(self, frame, prompts=None):
+        self.boxes.update(prompts or {})
+        return self._results(frame)
+
+    def remove(self, oid):
+        self.boxes.pop(oid, None)
+
+    def reset(self):
+        self.boxes.clear()
+
+
+def test_record_stop_and_start_through_the_control_handler(tmp_path):
+    import h5py
+
+    from samem.stream.client import FrameSender
+    from samem.stream.service import Service
+    from samem.stream.settings import load_settings
+
+    settings = load_settings(
+        None,
+        {
+            "sockets.ingest": ANY,
+            "sockets.publish": ANY,
+            "sockets.control": ANY,
+            "recording.file": str(tmp_path / "rec.h5"),
+            "ingest.policy": "block",
+        },
+    )
+    ctx = zmq.Context()
+    service = Service(settings, _BoxTracker, boxes=(0, {1: (10.0, 10.0, 20.0, 20.0)}), context=ctx)
+    ep = service.start()
+    thread = threading.Thread(target=service.serve_forever, daemon=True)
+    thread.start()
+
+    def command(obj):
+        return service.handle_control(json.dumps(obj).encode())
+
+    def wait_processed(n):
+        deadline = time.monotonic() + 30
+        while service.frames_processed < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert service.frames_processed >= n
+
+    try:
+        video, _ = _video(frames=9, size=48)
+        with FrameSender(ep["ingest"], context=ctx) as tx:
+            tx.start((48, 48), "uint8", pixel_size_nm=1.0, frame_interval_s=0.1)
+            for i in range(3):
+                tx.send(video[i], seq=i)
+            wait_processed(3)
+            stop = command({"cmd": "record", "action": "stop"})
+            assert stop["ok"] and stop["frames"] == 3 and stop["file"].endswith("rec.h5"), stop
+            assert not command({"cmd": "record", "action": "stop"})["ok"]
+            assert service.status()["recording_paused"]
+            for i in range(3, 6):
+                tx.send(video[i], seq=i)
+            wait_processed(6)
+            start = command({"cmd": "record", "action": "start"})
+            assert start["ok"] and start["file"].endswith("rec-2.h5"), start
+            assert "already recording" in command({"cmd": "record", "action": "start"})["error"]
+            for i in range(6, 9):
+                tx.send(video[i], seq=i)
+            wait_processed(9)
+            tx.end()
+    finally:
+        service.stop()
+        thread.join(30)
+        ctx.destroy(linger=0)
+    with h5py.File(tmp_path / "rec.h5") as f:
+        assert list(f["frame_index"][:]) == [0, 1, 2]
+    with h5py.File(tmp_path / "rec-2.h5") as f:
+        assert list(f["frame_index"][:]) == [6, 7, 8]
+    assert service.frames_not_recorded == 0
+
+
+def test_record_without_a_recording_file_is_refused():
+    from samem.stream.service import Service
+    from samem.stream.settings import load_settings
+
+    service = Service(load_settings(None, {}), _BoxTracker)
+    reply = service._apply(parse_command(b'{"cmd": "record", "action": "start"}'))
+    assert not reply["ok"] and "--record" in reply["error"]
