@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import json
 import logging
 import math
 import re
@@ -284,6 +285,14 @@ class ViewState:
         return rows
 
 
+def _json(message: Mapping[str, Any]) -> str:
+    """Strict JSON text; the fast path for messages of plain finite values, else NaN as null."""
+    try:
+        return json.dumps(message, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return encode_json(message).decode()
+
+
 def _msd_curve(statistics) -> dict[str, Any] | None:
     """Ensemble MSD points and its fit from a :class:`samem.stats.summary.Statistics`."""
     if statistics is None:
@@ -512,8 +521,9 @@ class ViewServer:
         reply = await asyncio.get_running_loop().run_in_executor(None, self.control, raw)
         return {"type": "reply", "cmd": cmd.cmd, "reply": reply}
 
-    async def _send(self, ws, message: Mapping[str, Any], force: bool = False) -> None:
-        """Send to one browser; a browser still busy with the previous message is skipped."""
+    async def _send(self, ws, message: Mapping[str, Any] | str, force: bool = False) -> None:
+        """Send to one browser (a message, or its JSON text encoded once for all browsers); a
+        browser still busy with the previous message is skipped."""
         client = self._clients.get(ws)
         if client is None or ws.closed:
             return
@@ -522,7 +532,8 @@ class ViewServer:
             if not force:
                 return
             await asyncio.wait([task], timeout=5.0)
-        client["task"] = asyncio.ensure_future(ws.send_str(encode_json(message).decode()))
+        text = message if isinstance(message, str) else _json(message)
+        client["task"] = asyncio.ensure_future(ws.send_str(text))
 
     # ------------------------------------------------------------------ the tick
     async def _tick_forever(self) -> None:
@@ -536,11 +547,11 @@ class ViewServer:
                 latest = self.tap.latest
                 if self._clients and latest is not None and latest is not self._last_frame:
                     self._last_frame = latest
-                    frame_msg = self._frame_message(latest)
+                    frame_msg = _json(self._frame_message(latest))
                 now = time.monotonic()
                 if self._clients and now - last_state >= 0.5:
                     last_state = now
-                    state = self._state_message()
+                    state = _json(self._state_message())
                     for ws in list(self._clients):
                         await self._send(ws, state)
                 if frame_msg is not None:
@@ -565,7 +576,7 @@ class ViewServer:
             self.state.snr = render.particle_snr(small_raw, lab)
         outlines = render.contours(lab) if lab is not None else {}
         trails = {
-            str(oid): [[x * scale, y * scale] for _, x, y in t]
+            str(oid): [[round(x * scale, 1), round(y * scale, 1)] for _, x, y in t]
             for oid, t in self.state.trails.items()
             if oid in self.state.tracked
         }
