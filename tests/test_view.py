@@ -233,6 +233,8 @@ def test_remote_bind_needs_the_token_loopback_checks_host():
         assert _get(base + "/")[0] == 200
         assert _get(base + "/static/nothing.js")[0] == 404
         assert _get(base + "/", {"Host": "attacker.example:80"})[0] == 403  # DNS rebinding
+        assert _get(base + "/", {"Host": "[2001:db8::1]:80"})[0] == 403
+        assert _get(base + "/", {"Host": f"localhost:{local.port}"})[0] == 200
         ws_headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
         ws_headers["Sec-WebSocket-Key"] = "dGhlIHNhbXBsZSBub25jZQ=="
         assert _get(base + "/ws", {**ws_headers, "Origin": "http://attacker.example"})[0] == 403

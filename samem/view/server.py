@@ -433,8 +433,12 @@ class ViewServer:
         """On a loopback bind, the Host header must name loopback (no DNS rebinding)."""
         if self.options.remote:
             return True
-        host = (request.host or "").rsplit(":", 1)[0] if not (request.host or "").startswith("[") else "::1"
-        return host in _LOOPBACK or host == "[::1]"
+        host = request.host or ""
+        if host.startswith("["):  # [IPv6]:port
+            host = host[1:].split("]", 1)[0]
+        else:
+            host = host.rsplit(":", 1)[0]
+        return host in _LOOPBACK
 
     @property
     def _guard(self):
