@@ -7,7 +7,7 @@ browser and with headless Chromium (Playwright, Debian's /usr/bin/chromium) show
 conditions alike. Per run: frames processed / wall time (end to end) and the tracker's own
 rate (``status`` processing_fps). Prints JSON; ``--out FILE`` writes it.
 
-    python bench/bench_view.py --frames 80 --size 256 --rounds 3 --out bench/view.json
+    python bench/bench_view.py --frames 80 --size 256 --rounds 3 --out bench/records/view/view.json
 """
 
 from __future__ import annotations
