@@ -28,6 +28,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "tiles": [],  # folders of real labelled tiles (images/, labels/) mixed into the clips
         "tiles_fraction": 0.0,  # share of training clips cut from those tiles
         "tiles_val": 0,  # last tiles of each folder held out of training, for val_real_iou
+        "tiles_noisy_share": 0.5,  # share of real-tile clips given per-frame noise (LPTEM-like)
     },
     "crop": {
         "mode": "roi",
@@ -150,6 +151,9 @@ def _check(cfg: dict[str, Any]) -> None:
         raise SamemError("data.tiles_fraction > 0 needs data.tiles (folders with images/ and labels/)")
     if not isinstance(cfg["data"]["tiles_val"], int) or cfg["data"]["tiles_val"] < 0:
         raise SamemError(f"data.tiles_val must be a whole number >= 0, got {cfg['data']['tiles_val']!r}")
+    noisy = cfg["data"]["tiles_noisy_share"]
+    if not isinstance(noisy, (int, float)) or not 0.0 <= noisy <= 1.0:
+        raise SamemError(f"data.tiles_noisy_share must be in [0, 1], got {noisy!r}")
     if isinstance(cfg["data"]["tiles"], str):
         cfg["data"]["tiles"] = [cfg["data"]["tiles"]]
     if cfg["crop"]["mode"] not in ("roi", "full"):

@@ -18,7 +18,7 @@ from samem.errors import SamemError
 from samem.io.formats.images import read_label_image
 from samem.io.h5 import open_h5
 from samem.synthetic.clips import Clip, ClipStream, first_frame_boxes
-from samem.train.tiles import TileClips, mixed_source, split_tiles
+from samem.train.tiles import NOISY_SHARE, TileClips, mixed_source, split_tiles
 
 ClipSource = Callable[[int], Clip]
 
@@ -101,7 +101,8 @@ def clip_source(data: dict[str, Any], seed: int | None = None) -> ClipSource:
         source = _Videos(list(data["paths"]), data["clip_len"], seed, data["source"])
     if data.get("tiles_fraction", 0) > 0:
         train_tiles, _ = split_tiles(list(data["tiles"]), data.get("tiles_val", 0))
-        tiles = TileClips(train_tiles, data["clip_len"], data["frame_size"], seed)
+        noisy = data.get("tiles_noisy_share", NOISY_SHARE)
+        tiles = TileClips(train_tiles, data["clip_len"], data["frame_size"], seed, noisy)
         source = mixed_source(source, tiles, data["tiles_fraction"], seed)
     return source
 
@@ -111,4 +112,5 @@ def real_val_source(data: dict[str, Any]) -> ClipSource | None:
     if not data.get("tiles") or not data.get("tiles_val"):
         return None
     _, val_tiles = split_tiles(list(data["tiles"]), data["tiles_val"])
-    return TileClips(val_tiles, data["clip_len"], data["frame_size"], data["val_seed"])
+    noisy = data.get("tiles_noisy_share", NOISY_SHARE)
+    return TileClips(val_tiles, data["clip_len"], data["frame_size"], data["val_seed"], noisy)

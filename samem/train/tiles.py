@@ -106,12 +106,14 @@ class TileClips:
     clip_len : frames per clip
     frame_size : side of the (square) frames (px)
     seed : stream seed
+    noisy_share : share of clips given per-frame noise (std 0.1-1.5 x the image's), 0-1
     """
 
     pairs: list[tuple[Path, Path]]
     clip_len: int
     frame_size: int
     seed: int
+    noisy_share: float = NOISY_SHARE
 
     def __post_init__(self) -> None:
         if not self.pairs:
@@ -157,8 +159,7 @@ class TileClips:
         boxes, object_ids = first_frame_boxes(labels[0])
         return Clip(frames, labels, boxes, object_ids, np.full(n, np.nan), None, int(index))
 
-    @staticmethod
-    def _photometric(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _photometric(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Gamma, contrast, blur and (on part of the clips) per-frame noise; uint8 out."""
         x = frames / 255.0
         x = np.clip(x, 0, 1) ** rng.uniform(0.7, 1.4)
@@ -166,7 +167,7 @@ class TileClips:
         sigma = rng.uniform(0, 1.5) if rng.random() < 0.5 else 0.0
         if sigma > 0.3:
             x = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in x])
-        if rng.random() < NOISY_SHARE:
+        if rng.random() < self.noisy_share:
             std = rng.uniform(*NOISE_RANGE) * float(x.std())
             x = x + rng.normal(0, std, x.shape)
         return np.clip(x * 255, 0, 255).astype(np.uint8)
