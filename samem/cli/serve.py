@@ -34,7 +34,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML settings merged over configs/serve.yaml")
     add_tracker_argument(p)
     p.add_argument(
-        "--policy", choices=["drop_oldest", "block"], help="when frames arrive faster than processed"
+        "--policy",
+        choices=["latest", "drop_oldest", "block"],
+        help="when frames arrive faster than processed (default latest: newest frame, skipped ones dropped)",
     )
     p.add_argument(
         "--allow-remote",
