@@ -97,6 +97,9 @@ def pool(per_video: list[dict]) -> dict:
     if errs.size:  # particles whose track gave no D (lost) are counted, not averaged
         out["d_rel_err"] = _nanmean(errs)
         out["d_missing"] = int(np.isnan(errs).sum())
+    same = [e for m in per_video for e in m.get("d_rel_err_same_frames_per_particle", {}).values()]
+    if same:  # D error with the truth cut to the frames reported present (no gap sampling error)
+        out["d_rel_err_same_frames"] = _nanmean(same)
     out["videos"] = [{k: v for k, v in m.items() if k != "iou_per_frame"} for m in per_video]
     out["worst"] = worst(per_video)
     return out
@@ -224,7 +227,8 @@ def main() -> None:
             missing = f" ({m['d_missing']} particles n/a)" if m.get("d_missing") else ""
             print(
                 f"| {preset} | {name} | {m['iou_mean']:.3f} ({ious}) | {m['jf_mean']:.1f} | "
-                f"{m['centroid_err_px']:.2f} | {m['id_switches']} | {m['d_rel_err']:.1%}{missing} | "
+                f"{m['centroid_err_px']:.2f} | {m['id_switches']} | {m['d_rel_err']:.1%}{missing}"
+                f" (same frames {m.get('d_rel_err_same_frames', np.nan):.1%}) | "
                 f"{m['coverage']:.3f} | {m.get('wrong_while_present', np.nan):.2%} | "
                 f"{_worst_cell(m['worst'])} | "
                 f"{_particle_cell(m['worst'])} | {m['fps']:.1f} |"

@@ -37,6 +37,19 @@ def test_perfect_prediction_scores_perfectly(truth_file):
     assert set(KEYS) <= set(s)
 
 
+def test_d_error_on_the_same_frames_separates_gaps_from_wrong_positions(truth_file):
+    labels, tracks = _truth_as_prediction(truth_file)
+    # exact positions with a gap of 6 frames: the gap changes D's estimate, the positions do not
+    gappy = tracks[~tracks["frame"].between(8, 13)]
+    s = score(truth_file, labels, gappy)
+    assert s["d_rel_err_same_frames"] == pytest.approx(0.0, abs=1e-9)
+    assert s["d_rel_err"] > 1e-3
+    # wrong positions on those frames cost D on the same frames too
+    rng = np.random.default_rng(0)
+    noisy = gappy.assign(x=gappy["x"] + rng.normal(0, 3.0, len(gappy)))
+    assert score(truth_file, labels, noisy)["d_rel_err_same_frames"] > 0.05
+
+
 def test_degraded_prediction_scores_worse(truth_file):
     labels, tracks = _truth_as_prediction(truth_file)
     shifted = [np.roll(lab, 4, axis=1) for lab in labels]

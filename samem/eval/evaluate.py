@@ -33,6 +33,10 @@ mask metrics as in DAVIS semi-supervised evaluation):
 ``d_rel_err``
     mean over particles of |D_tracked - D_true| / D_true, both from the same MSD fit
     (:func:`samem.stats.compute_statistics`) on the tracked and on the true trajectory.
+``d_rel_err_same_frames``
+    the same, with the true trajectory cut to the frames the particle is reported present:
+    what wrong and noisy positions cost D, without the sampling error of a shorter track
+    (``d_rel_err`` minus this is roughly what the gaps cost).
 """
 
 from __future__ import annotations
@@ -138,6 +142,9 @@ def score(
     radius = 0.5 * float(np.median([max(b[2] - b[0], b[3] - b[1]) for b in boxes.values()]))
     ident = identity_metrics(truth_tracks, present, max_dist_px=max(radius, 2.0))
     d_err, d_per = _d_rel_err(truth_tracks, present, truth.pixel_size_nm, truth.frame_interval_s)
+    shown = present[["frame", "particle"]].drop_duplicates()
+    truth_shown = truth_tracks.merge(shown, on=["frame", "particle"], how="inner")
+    d_same, d_same_per = _d_rel_err(truth_shown, present, truth.pixel_size_nm, truth.frame_interval_s)
     px = truth.pixel_size_nm
     n_frames = len(per_frame) + 1
     return {
@@ -156,6 +163,8 @@ def score(
         "present_when_gone": gone_shown,
         "d_rel_err": d_err,
         "d_rel_err_per_particle": {str(k): v for k, v in d_per.items()},
+        "d_rel_err_same_frames": d_same,
+        "d_rel_err_same_frames_per_particle": {str(k): v for k, v in d_same_per.items()},
         "particles": len(ids),
         "frames": n_frames,
         "fps": n_frames / elapsed_s if elapsed_s else math.nan,
