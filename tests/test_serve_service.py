@@ -245,7 +245,7 @@ def test_tracker_options_in_settings_reach_the_tracker():
     assert factory().options.smooth_frames == 3
     with pytest.raises(SamemError, match="unknown tracker options \\['smooth'\\]"):
         load_settings(None, {"model.tracker": {"smooth": 3}})
-    with pytest.raises(SamemError, match="model.tracker must be a mapping"):
+    with pytest.raises(SamemError, match="'model.tracker' must be a mapping"):
         load_settings(None, {"model.tracker": 3})
     with pytest.raises(SamemError, match="reappear_score must be a number"):
         load_settings(None, {"model.tracker": {"reappear_score": "high"}})

@@ -11,7 +11,7 @@ from samem.errors import SamemError
 from samem.synthetic.clips import ClipStream
 from samem.track.preprocess import denoise, normalize_frame, resize_square, to_gray, to_model_input
 from samem.train.batches import CropPolicy, clip_batch
-from samem.train.config import load_train_config
+from samem.train.config import DataSection, load_train_config
 from samem.train.losses import step_loss
 from samem.train.trainer import Trainer, clip_forward, export_weights, lr_factor
 
@@ -231,7 +231,7 @@ def test_training_clips_from_hdf5_and_davis_folders(tmp_path):
     h5 = write_h5(video, tmp_path / "v.h5", progress=False)
     write_folder(video, tmp_path / "davis", name="v1")
     for source, path in (("h5", h5), ("folder", tmp_path / "davis")):
-        data = {"source": source, "paths": [str(path)], "clip_len": 3, "seed": 0}
+        data = DataSection(source=source, paths=(str(path),), clip_len=3, seed=0)
         get = clip_source(data)
         clip = get(5)
         assert clip.frames.shape == (3, 96, 96) and clip.labels.shape == (3, 96, 96)
@@ -244,12 +244,12 @@ def test_training_clips_from_hdf5_and_davis_folders(tmp_path):
         assert set(clip.object_ids.tolist()) <= set(np.unique(clip.labels[0]).tolist()) - {0}
         assert np.array_equal(get(5).labels, clip.labels)
     with pytest.raises(SamemError, match="no such file"):
-        clip_source({"source": "h5", "paths": [str(tmp_path / "none.h5")], "clip_len": 3, "seed": 0})
+        clip_source(DataSection(source="h5", paths=(str(tmp_path / "none.h5"),), clip_len=3))
     (tmp_path / "bad.h5").write_text("not hdf5")
     with pytest.raises(SamemError, match="not a readable HDF5"):
-        clip_source({"source": "h5", "paths": [str(tmp_path / "bad.h5")], "clip_len": 3, "seed": 0})
+        clip_source(DataSection(source="h5", paths=(str(tmp_path / "bad.h5"),), clip_len=3))
     with pytest.raises(SamemError, match="fewer than clip_len"):
-        clip_source({"source": "h5", "paths": [str(h5)], "clip_len": 9, "seed": 0})
+        clip_source(DataSection(source="h5", paths=(str(h5),), clip_len=9))
     # colour label masks are refused with the reason, not misread
     import cv2
 

@@ -91,10 +91,10 @@ def test_config_checks_and_validation_source(tmp_path):
     with pytest.raises(SamemError, match="needs data.tiles"):
         load_train_config("tiny", ["data.tiles_fraction=0.5"])
     cfg = load_train_config("tiny", [f"data.tiles={folder}", "data.tiles_fraction=0.5", "data.tiles_val=2"])
-    assert cfg["data"]["tiles"] == [folder]
-    val = real_val_source(cfg["data"])
+    assert cfg.data.tiles == (folder,)
+    val = real_val_source(cfg.data)
     assert {p[0].name for p in val.pairs} == {"image_4.png", "image_5.png"}
-    train = clip_source(cfg["data"])
+    train = clip_source(cfg.data)
     assert any(train(i).params is None for i in range(20))  # some clips are tiles
 
 

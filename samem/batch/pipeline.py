@@ -14,7 +14,10 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from samem.stream.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,14 @@ def set_torch_threads(n: int | None) -> None:
         torch.set_num_threads(int(n))
 
 
-def tracker_factory(model_settings: dict[str, Any]):
+def tracker_factory(model_settings: ModelSettings):
     """``(factory of fresh trackers, model description)`` for these model settings, cached per thread.
 
     Only the latest model is kept, so a worker holds one model in memory.
     """
     from samem.stream.service import model_tracker_factory
 
-    key = json.dumps(model_settings, sort_keys=True, default=str)
+    key = json.dumps(model_settings.to_dict(), sort_keys=True, default=str)
     cached = getattr(_local, "model", None)
     if cached is None or cached[0] != key:
         _local.model = None  # release the previous model before loading the next
@@ -101,7 +104,7 @@ def analyze_file(
     auto = auto_prompt and boxes is None
     settings = load_settings(config, {"model.name": model, "prompts.auto": auto or None})
     prompts = load_boxes_file(boxes) if boxes is not None else None
-    factory, model_name = tracker_factory(settings["model"])
+    factory, model_name = tracker_factory(settings.model)
     log.info("analysing %s into %s (pid %d)", video, out_dir, os.getpid())
     return analyze_video(
         Path(video),

@@ -93,7 +93,7 @@ def ensemble_statistics(
     from samem.stats.summary import load_config
 
     stats_cfg = (config or {}).get("stats")
-    max_lag = int(load_config(stats_cfg)["max_lag"])
+    max_lag = load_config(stats_cfg).max_lag
     per_video, tables = [], []
     for row in rows:
         if row.get("status") not in FINISHED:

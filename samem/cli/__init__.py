@@ -11,13 +11,12 @@ def add_tracker_argument(parser) -> None:
     )
 
 
-def apply_tracker_arguments(settings: dict, items: list[str] | None) -> dict:
-    """Merge ``--tracker`` items over the settings' ``model.tracker`` mapping (checked)."""
+def apply_tracker_arguments(settings, items: list[str] | None):
+    """The service settings with ``--tracker`` items merged over ``model.tracker`` (checked)."""
+    from samem.stream.settings import with_tracker_options
     from samem.track.options import parse_options
 
-    if items:
-        settings["model"]["tracker"] = {**(settings["model"]["tracker"] or {}), **parse_options(items)}
-    return settings
+    return with_tracker_options(settings, parse_options(items))
 
 
 def frame_progress(desc: str):

@@ -50,12 +50,12 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, {"model.name": args.model, "prompts.auto": args.auto_prompt or None}
     )
-    apply_tracker_arguments(settings, args.tracker)
+    settings = apply_tracker_arguments(settings, args.tracker)
     boxes = load_boxes_file(args.boxes) if args.boxes else None
     check_boxes_file_limits(boxes, settings)  # before the model loads
     with open_video(args.input, args.pixel_size_nm, args.frame_interval_s):
         pass  # a missing or unreadable input fails now, before the model loads
-    factory, model_name = model_tracker_factory(settings["model"])
+    factory, model_name = model_tracker_factory(settings.model)
     report = analyze_video(
         args.input,
         args.out,

@@ -97,15 +97,15 @@ def _run(args: argparse.Namespace) -> int:
             "ingest.policy": args.policy,
         },
     )
-    apply_tracker_arguments(settings, args.tracker)
+    settings = apply_tracker_arguments(settings, args.tracker)
     view_opts = None
     if args.view is not None:
         from samem.view.server import view_options
 
-        view_opts = view_options(args.view, bool(settings["sockets"]["allow_remote"]), args.view_token)
+        view_opts = view_options(args.view, settings.sockets.allow_remote, args.view_token)
     elif args.view_token is not None:
         raise SamemError("--view-token needs --view HOST:PORT")
-    record = settings["recording"]["file"]
+    record = settings.recording.file
     if record:
         from pathlib import Path
 
@@ -113,9 +113,9 @@ def _run(args: argparse.Namespace) -> int:
             raise SamemError(f"{record} exists; choose another recording file or remove it")
         if not Path(record).parent.is_dir():
             raise SamemError(f"{Path(record).parent}: no such folder for the recording")
-    boxes = load_boxes_file(settings["prompts"]["boxes_file"]) if settings["prompts"]["boxes_file"] else None
+    boxes = load_boxes_file(settings.prompts.boxes_file) if settings.prompts.boxes_file else None
     check_boxes_file_limits(boxes, settings)  # before the model loads
-    factory, model_name = model_tracker_factory(settings["model"])
+    factory, model_name = model_tracker_factory(settings.model)
     service = Service(settings, factory, model_name=model_name, boxes=boxes)
     endpoints = service.start()
     view = None

@@ -21,7 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--init", help="checkpoint to fine-tune from (Meta's sam2.1_hiera_*.pt, SAM-EM's, samem's)"
     )
-    p.add_argument("--out", help="run folder (checkpoints, metrics.jsonl); same as run.out=...")
+    p.add_argument(
+        "--out",
+        help="run folder (checkpoints, metrics.jsonl); same as run.out=... (default: ~/samem-runs/CONFIG)",
+    )
     p.add_argument("--steps", type=int, help="stop after this many more steps (default: run to optim.steps)")
     p.add_argument("--export", metavar="PT", help="after training, write slim weights (model + config) here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -337,10 +337,10 @@ def plot_all(
         "msd": lambda: plot_msd(stats),
         "vanhove": lambda: plot_vanhove(
             traj,
-            cfg["vanhove"]["lags"],
+            list(cfg.vanhove.lags),
             scale.length_per_px,
             scale.frame_interval_s,
-            bins=cfg["vanhove"]["bins"],
+            bins=cfg.vanhove.bins,
             stats=stats,
         ),
         "vacf": lambda: plot_vacf(stats),

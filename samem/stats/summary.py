@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from samem.config import load_yaml
+from samem.config import Settings, load, load_yaml
 from samem.errors import SamemError
 from samem.jsonsafe import jsonable
 from samem.stats.drift import subtract_drift
@@ -36,44 +37,95 @@ from samem.stats.vanhove import moments_from_sums
 MODEL = "MSD(t) = 4 D t^alpha + offset (2D), generalised least squares"
 
 
-def load_config(config=None) -> dict:
+@dataclass(frozen=True)
+class FitConfig(Settings):
+    """``fit``: which lags the MSD fits use (frames)."""
+
+    fraction: float = 0.25  # fit lags 1 .. fraction x track span ...
+    min_lags: int = 4  # ... but at least this many ...
+    max_points: int = 12  # ... using about this many log-spaced lags when the range is longer
+
+    def __post_init__(self):
+        check_fit_config(dict(self))
+
+
+@dataclass(frozen=True)
+class VanHoveConfig(Settings):
+    """``vanhove``: lags (frames) of the displacement distributions and their histogram bins."""
+
+    lags: tuple[int, ...] = (1, 4, 16)
+    bins: int = 41
+
+    def __post_init__(self):
+        for k in self.lags:
+            check_max_lag(k)
+
+
+@dataclass(frozen=True)
+class VacfConfig(Settings):
+    """``vacf``: velocity autocorrelation lags 0 .. ``max_lag`` - 1, frames."""
+
+    max_lag: int = 20
+
+    def __post_init__(self):
+        check_max_lag(self.max_lag)
+
+
+@dataclass(frozen=True)
+class DriftConfig(Settings):
+    """``drift`` (batch only): subtract the common drift, its rolling-mean window in frames."""
+
+    subtract: bool = False
+    smoothing: int = 0
+
+
+@dataclass(frozen=True)
+class StatsConfig(Settings):
+    """Statistics settings (``configs/stats.yaml``, docs/statistics.md); lags in frames.
+
+    ``vacf.max_lag`` never exceeds ``max_lag`` (:func:`load_config` clips it).
+    """
+
+    max_lag: int = 100  # largest MSD lag, frames
+    min_track_frames: int = 10  # particles spanning fewer frames get no individual fit
+    exclude_edge: bool = False  # leave out rows whose mask touches the frame border
+    fit: FitConfig = field(default_factory=FitConfig)
+    vanhove: VanHoveConfig = field(default_factory=VanHoveConfig)
+    vacf: VacfConfig = field(default_factory=VacfConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+
+    def __post_init__(self):
+        check_max_lag(self.max_lag)
+        if self.min_track_frames < 2:
+            raise SamemError("min_track_frames must be at least 2")
+
+
+def load_config(config=None) -> StatsConfig:
     """Statistics settings: shipped ``configs/stats.yaml`` overridden by ``config``.
 
     Parameters
     ----------
-    config : dict, str or Path, optional
-        Overrides (nested like the YAML) or a YAML file of them.
+    config : StatsConfig, dict, str or Path, optional
+        Settings already loaded (returned as they are), overrides nested like the YAML, or a
+        YAML file of them.
+
+    Raises
+    ------
+    SamemError
+        Unknown options and bad values, each named.
     """
-    cfg = load_yaml("stats")
+    if isinstance(config, StatsConfig):
+        return config
     if config is None:
         over = {}
-    elif isinstance(config, dict):
+    elif isinstance(config, Mapping):
         over = config
     elif isinstance(config, (str, Path)):
         over = load_yaml(config)
     else:
         raise SamemError(f"stats config must be a mapping or a YAML path, got {type(config).__name__}")
-    for key, val in over.items():
-        if key not in cfg:
-            raise SamemError(f"unknown stats option {key!r}; known: {sorted(cfg)}")
-        if isinstance(cfg[key], dict):
-            if not isinstance(val, dict):
-                raise SamemError(f"stats option {key!r} must be a mapping")
-            unknown = set(val) - set(cfg[key])
-            if unknown:
-                raise SamemError(f"unknown stats option(s) {sorted(unknown)} in {key!r}")
-            cfg[key] = {**cfg[key], **val}
-        else:
-            cfg[key] = val
-    cfg["max_lag"] = check_max_lag(cfg["max_lag"])
-    cfg["fit"] = check_fit_config(cfg["fit"])
-    cfg["vanhove"]["lags"] = [check_max_lag(k) for k in cfg["vanhove"]["lags"]]
-    cfg["vacf"]["max_lag"] = min(check_max_lag(cfg["vacf"]["max_lag"]), cfg["max_lag"])
-    if not isinstance(cfg["exclude_edge"], bool):
-        raise SamemError(f"exclude_edge must be true or false, got {cfg['exclude_edge']!r}")
-    if int(cfg["min_track_frames"]) < 2:
-        raise SamemError("min_track_frames must be at least 2")
-    return cfg
+    cfg = load(StatsConfig, [load_yaml("stats"), over], what="stats option")
+    return cfg.replace(vacf=cfg.vacf.replace(max_lag=min(cfg.vacf.max_lag, cfg.max_lag)))
 
 
 @dataclass
@@ -133,8 +185,8 @@ def _fit_particle(lags, y, n, span, dt) -> tuple[MsdFit, MsdFit]:
     return brown, free
 
 
-def _particle_rows(sums: LagSums, msd: np.ndarray, dt: float, cfg: dict) -> pd.DataFrame:
-    fcfg = cfg["fit"]
+def _particle_rows(sums: LagSums, msd: np.ndarray, dt: float, cfg: StatsConfig) -> pd.DataFrame:
+    fcfg = cfg.fit
     rows = []
     for p in range(len(sums.particle)):
         span = int(sums.span[p])
@@ -144,7 +196,7 @@ def _particle_rows(sums: LagSums, msd: np.ndarray, dt: float, cfg: dict) -> pd.D
             "last_frame": int(sums.last_frame[p]),
             "n_present": int(sums.n_present[p]),
         }
-        if span >= int(cfg["min_track_frames"]):
+        if span >= cfg.min_track_frames:
             lags = select_lags(span, sums.max_lag, **fcfg)
             brown, free = _guarded(_fit_particle, lags, msd[p, lags - 1], sums.n[p, lags - 1], span, dt)
         else:
@@ -193,13 +245,13 @@ def _fit_columns(brown: MsdFit, free: MsdFit) -> dict:
     }
 
 
-def _ensemble_fit(sums: LagSums, scale: Scale, emsd: pd.DataFrame, cfg: dict) -> tuple[MsdFit, MsdFit]:
+def _ensemble_fit(sums: LagSums, scale: Scale, emsd: pd.DataFrame, cfg: StatsConfig) -> tuple[MsdFit, MsdFit]:
     dt = scale.frame_interval_s
     usable = sums.span >= 2
     if not np.any(usable) or len(emsd) == 0:
         return MsdFit(message="no particle spans two frames"), MsdFit(message="no particle spans two frames")
     span_ref = int(np.median(sums.span[usable]))
-    lags = select_lags(span_ref, min(sums.max_lag, len(emsd)), **cfg["fit"])
+    lags = select_lags(span_ref, min(sums.max_lag, len(emsd)), **cfg.fit)
     y = emsd["msd"].to_numpy()[lags - 1]
     W = n_eff_weights(sums)[:, lags - 1]
 
@@ -257,12 +309,14 @@ def statistics_from_sums(
         nm/px.
     frame_interval_s : float
         s.
-    config : dict or path, optional
-        Overrides of configs/stats.yaml.
+    config : StatsConfig, dict or path, optional
+        Settings (:func:`load_config`) or overrides of configs/stats.yaml.
     """
     cfg = load_config(config)
-    cfg["max_lag"] = sums.max_lag  # the sums decide; report what was used
-    cfg["vacf"]["max_lag"] = min(cfg["vacf"]["max_lag"], sums.max_lag)
+    # the sums decide; report what was used
+    cfg = cfg.replace(
+        max_lag=sums.max_lag, vacf=cfg.vacf.replace(max_lag=min(cfg.vacf.max_lag, sums.max_lag))
+    )
     scale = Scale(
         positive("pixel_size_nm", pixel_size_nm), "nm", positive("frame_interval_s", frame_interval_s)
     )
@@ -283,9 +337,9 @@ def statistics_from_sums(
             "n_pairs": sums.n[pi, li],
         }
     )
-    vh_lags = [k for k in cfg["vanhove"]["lags"] if k <= sums.max_lag]
+    vh_lags = [k for k in cfg.vanhove.lags if k <= sums.max_lag]
     disp = moments_from_sums(sums, scale, vh_lags) if vh_lags else moments_from_sums(sums, scale, [1])[:0]
-    vac = vacf_from_sums(sums, scale, cfg["vacf"]["max_lag"])
+    vac = vacf_from_sums(sums, scale, cfg.vacf.max_lag)
     emsd = ens.rename(columns={"msd": "msd_nm2", "sem": "sem_nm2"}).reset_index()
     ok = particles["fit_ok"].to_numpy(bool)
     D_mean, D_sem = _mean_sem(particles["D_nm2_s"].to_numpy()[ok])
@@ -293,7 +347,11 @@ def statistics_from_sums(
     summary = {
         "units": {"length": "nm", "time": "s", "pixel_size_nm": scale.length_per_px, "frame_interval_s": dt},
         "model": MODEL,
-        "settings": {k: cfg[k] for k in ("max_lag", "min_track_frames", "fit", "vanhove", "vacf")},
+        "settings": {
+            k: v
+            for k, v in cfg.to_dict().items()
+            if k in ("max_lag", "min_track_frames", "fit", "vanhove", "vacf")
+        },
         "drift_subtracted": bool(drift_subtracted),
         "n_particles": len(sums.particle),
         "n_positions": int(sums.n_present.sum()),
@@ -340,15 +398,13 @@ def compute_statistics(
     border) are left out only with ``exclude_edge: true``.
     """
     cfg = load_config(config)
-    if cfg["exclude_edge"] and "edge" in traj.columns:
+    if cfg.exclude_edge and "edge" in traj.columns:
         traj = traj[~traj["edge"].to_numpy(dtype=bool)]
     scale = resolve_scale(getattr(traj, "attrs", None), None, None, pixel_size_nm, frame_interval_s)
-    drift = bool(cfg["drift"]["subtract"])
+    drift = cfg.drift.subtract
     if drift:
-        traj = subtract_drift(traj, smoothing=int(cfg["drift"]["smoothing"]))
-    sums = lag_sums(
-        traj, cfg["max_lag"], quartic_lags=cfg["vanhove"]["lags"], vacf_lags=cfg["vacf"]["max_lag"]
-    )
+        traj = subtract_drift(traj, smoothing=cfg.drift.smoothing)
+    sums = lag_sums(traj, cfg.max_lag, quartic_lags=list(cfg.vanhove.lags), vacf_lags=cfg.vacf.max_lag)
     return statistics_from_sums(
         sums, scale.length_per_px, scale.frame_interval_s, cfg, drift_subtracted=drift
     )

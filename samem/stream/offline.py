@@ -25,6 +25,7 @@ from samem.io.readers import open_video
 from samem.io.recorder import Recorder
 from samem.stats.summary import write_stats
 from samem.stream.session import Session
+from samem.stream.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class AnalyzeReport:
         return self.frames / self.elapsed_s if self.elapsed_s > 0 else math.nan
 
 
-def _first_frame_detections(reader, settings: Mapping[str, Any]) -> dict[int, tuple]:
+def _first_frame_detections(reader, settings: ServeSettings) -> dict[int, tuple]:
     """Auto-prompt boxes on frame 0 of a recorded video: the detector on the mean of its first
     ``autoprompt.frames`` frames, given in reverse order so that each box follows its particle
     to frame 0 (:func:`samem.stream.autoprompt.detect` moves boxes to the last frame it is
@@ -55,11 +56,11 @@ def _first_frame_detections(reader, settings: Mapping[str, Any]) -> dict[int, tu
     """
     from samem.stream import autoprompt
 
-    cfg = settings["autoprompt"]
-    n = max(1, min(int(cfg["frames"]), len(reader)))
+    cfg = settings.autoprompt
+    n = max(1, min(cfg.frames, len(reader)))
     frames = [reader[i] for i in range(n)][::-1]
     found = autoprompt.detect(frames, cfg)
-    limit = min(int(settings["prompts"]["max_per_prompt"]), int(settings["prompts"]["max_objects"]))
+    limit = min(settings.prompts.max_per_prompt, settings.prompts.max_objects)
     if len(found) > limit:
         log.warning(
             "auto-prompt found %d particles; tracking the %d strongest (prompts limits)", len(found), limit
@@ -100,7 +101,7 @@ def analyze_video(
     source: str | Path,
     out_dir: str | Path,
     tracker,
-    settings: Mapping[str, Any],
+    settings: ServeSettings,
     boxes: tuple[int, Mapping[int, tuple]] | None = None,
     auto_prompt: bool = False,
     pixel_size_nm: float | None = None,
@@ -121,7 +122,7 @@ def analyze_video(
         Output folder (created).
     tracker
         A fresh :class:`samem.track.StreamingTracker` (or the same interface).
-    settings : mapping
+    settings : ServeSettings
         Service settings (``configs/serve.yaml`` layout).
     boxes : tuple (frame, {id: box}), optional
         Box prompts (px) on a given frame.
@@ -156,9 +157,9 @@ def analyze_video(
         if boxes is not None and boxes[0] >= len(reader):
             raise SamemError(f"boxes are for frame {boxes[0]} but the video has {len(reader)} frames")
         px, dt = reader.metadata["pixel_size_nm"], reader.metadata["frame_interval_s"]
-        averaged = int(settings["autoprompt"]["frames"])
+        averaged = settings.autoprompt.frames
         if auto_prompt and len(reader) < averaged:  # a single image, or a video shorter than that
-            settings = {**settings, "autoprompt": {**settings["autoprompt"], "frames": max(1, len(reader))}}
+            settings = settings.replace(autoprompt=settings.autoprompt.replace(frames=max(1, len(reader))))
         if auto_prompt and boxes is None:
             found = _first_frame_detections(reader, settings)
             if found:  # prompted on frame 0 like a boxes file; else the session keeps looking
@@ -178,7 +179,7 @@ def analyze_video(
         created = _missing_folders(out)  # removed again if the run fails
         before = set(out.iterdir()) if out.is_dir() else set()
         out.mkdir(parents=True, exist_ok=True)
-        rec = settings["recording"]
+        rec = settings.recording
         try:
             recorder = Recorder(
                 out / "results.h5",
@@ -187,12 +188,12 @@ def analyze_video(
                 px,
                 dt,
                 save_frames=save_frames,
-                flush_every=max(int(rec["flush_every"]), 100),
-                compression=rec["compression"],
+                flush_every=max(rec.flush_every, 100),
+                compression=rec.compression,
                 attrs={
                     "source": str(source),
                     "model": model_name,
-                    "config_json": dict(settings),
+                    "config_json": settings.to_dict(),
                     "samem_version": __version__,
                 },
                 atomic=True,

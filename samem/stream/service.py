@@ -33,6 +33,7 @@ from samem.stream.control import MAX_COMMAND_BYTES, Command, parse_command, repl
 from samem.stream.ingest import IngestThread, Queued
 from samem.stream.protocol import FrameMessage, IngestParser, Limits, SeriesEnd, SeriesStart, encode_json
 from samem.stream.session import Session, check_boxes_file_limits
+from samem.stream.settings import ModelSettings, ServeSettings
 from samem.stream.sockets import Publisher, SocketFactory
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,16 @@ log = logging.getLogger(__name__)
 TrackerFactory = Callable[[], Any]
 
 
-def model_tracker_factory(model_cfg: Mapping[str, Any]) -> tuple[TrackerFactory, str]:
-    """Load the model once; return a factory of fresh trackers and the model's description."""
+def model_tracker_factory(model_cfg: ModelSettings) -> tuple[TrackerFactory, str]:
+    """Load the model once (``model`` settings); return a factory of fresh trackers and the
+    model's description."""
     from samem.model import load_model
     from samem.track import StreamingTracker
 
-    model = load_model(model_cfg["name"], config=model_cfg["config"], device=model_cfg["device"])
-    mode, options = model_cfg["tracker_mode"], dict(model_cfg.get("tracker") or {})
+    model = load_model(model_cfg.name, config=model_cfg.config, device=model_cfg.device)
+    mode, options = model_cfg.tracker_mode, dict(model_cfg.tracker or {})
     return (lambda: StreamingTracker(model, mode=mode, **options)), str(
-        getattr(model, "samem_source", model_cfg["name"])
+        getattr(model, "samem_source", model_cfg.name)
     )
 
 
@@ -88,7 +90,7 @@ class Service:
 
     def __init__(
         self,
-        settings: Mapping[str, Any],
+        settings: ServeSettings,
         tracker_factory: TrackerFactory,
         model_name: str = "unknown",
         boxes=None,
@@ -98,14 +100,14 @@ class Service:
         self.tracker_factory = tracker_factory
         self.model_name = model_name
         self.boxes = boxes
-        self.max_per_prompt = int(settings["prompts"]["max_per_prompt"])
+        self.max_per_prompt = settings.prompts.max_per_prompt
         check_boxes_file_limits(boxes, settings)
-        self.auto_prompt = bool(settings["prompts"]["auto"])
-        rec = settings["recording"]["file"]
+        self.auto_prompt = settings.prompts.auto
+        rec = settings.recording.file
         self.record_path = Path(rec) if rec else None
-        ing = settings["ingest"]
-        self.limits = Limits(ing["max_header_bytes"], ing["max_frame_bytes"], ing["max_frame_side"])
-        self.queue = FrameQueue(ing["queue_frames"], ing["policy"])
+        ing = settings.ingest
+        self.limits = Limits(ing.max_header_bytes, ing.max_frame_bytes, ing.max_frame_side)
+        self.queue = FrameQueue(ing.queue_frames, ing.policy)
         self._stop = threading.Event()
         self._commands: queue.Queue[tuple[Command, Future]] = queue.Queue()
         self._context = context
@@ -134,14 +136,14 @@ class Service:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> dict[str, str]:
         """Bind the sockets and start the ingest and processing threads; returns the endpoints."""
-        socks = self.settings["sockets"]
-        ing = self.settings["ingest"]
+        socks = self.settings.sockets
+        ing = self.settings.ingest
         self.factory = SocketFactory(socks, self._context)
         hard_cap = part_size_cap(ing)
         bound: list[zmq.Socket] = []
         try:
             for name, kind, options in (
-                ("ingest", zmq.PULL, {"RCVHWM": max(2, ing["queue_frames"]), "MAXMSGSIZE": hard_cap}),
+                ("ingest", zmq.PULL, {"RCVHWM": max(2, ing.queue_frames), "MAXMSGSIZE": hard_cap}),
                 ("publish", zmq.PUB, {"SNDHWM": 1000}),
                 ("control", zmq.REP, {"MAXMSGSIZE": 2 * MAX_COMMAND_BYTES}),
             ):
@@ -240,9 +242,9 @@ class Service:
             log.exception("failed to handle %s", type(msg).__name__)
 
     def _begin_series(self, start: SeriesStart) -> None:
-        defaults = self.settings["defaults"]
-        px = start.pixel_size_nm if start.pixel_size_nm is not None else defaults["pixel_size_nm"]
-        dt = start.frame_interval_s if start.frame_interval_s is not None else defaults["frame_interval_s"]
+        defaults = self.settings.defaults
+        px = start.pixel_size_nm if start.pixel_size_nm is not None else defaults.pixel_size_nm
+        dt = start.frame_interval_s if start.frame_interval_s is not None else defaults.frame_interval_s
         self._series_count += 1
         self.series = start
         self.session = Session(
@@ -268,20 +270,20 @@ class Service:
             log.info("recording to %s", self.recorder.path)
 
     def _open_recorder(self, path: Path, start: SeriesStart, px, dt) -> Recorder:
-        rec = self.settings["recording"]
+        rec = self.settings.recording
         return Recorder(
             path,
             start.shape,
             start.dtype,
             px,
             dt,
-            save_frames=rec["save_frames"],
-            flush_every=rec["flush_every"],
-            compression=rec["compression"],
+            save_frames=rec.save_frames,
+            flush_every=rec.flush_every,
+            compression=rec.compression,
             attrs={
                 "source": start.series or "samem serve",
                 "model": self.model_name,
-                "config_json": dict(self.settings),
+                "config_json": self.settings.to_dict(),
                 "series_json": {"series": start.series, **start.meta},
                 "samem_version": __version__,
             },
@@ -404,7 +406,7 @@ class Service:
         future: Future = Future()
         self._commands.put((cmd, future))
         try:
-            return future.result(timeout=self.settings["control"]["reply_timeout_s"])
+            return future.result(timeout=self.settings.control.reply_timeout_s)
         except FutureTimeout:
             future.cancel()
             return reply(

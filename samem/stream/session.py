@@ -31,6 +31,7 @@ from samem.stats.summary import Statistics, load_config
 from samem.stats.trajectories import COLUMNS, TrajectoryBuilder, frame_rows
 from samem.stream import autoprompt
 from samem.stream.feedback import FeedbackAdvisor
+from samem.stream.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,12 @@ class FrameResult:
         }
 
 
-def check_boxes_file_limits(boxes: tuple[int, Mapping[int, Box]] | None, settings: Mapping[str, Any]) -> None:
+def check_boxes_file_limits(boxes: tuple[int, Mapping[int, Box]] | None, settings: ServeSettings) -> None:
     """Raise :class:`SamemError` if a boxes file holds more boxes than ``prompts.max_per_prompt``
     or ``prompts.max_objects`` allow (checked before a model is loaded)."""
     if boxes is None:
         return
-    limit = min(int(settings["prompts"]["max_per_prompt"]), int(settings["prompts"]["max_objects"]))
+    limit = min(settings.prompts.max_per_prompt, settings.prompts.max_objects)
     if len(boxes[1]) > limit:
         raise SamemError(
             f"the boxes file holds {len(boxes[1])} boxes; at most {limit} are allowed "
@@ -126,7 +127,7 @@ class Session:
         frame_shape: tuple[int, int],
         pixel_size_nm: float | None,
         frame_interval_s: float | None,
-        settings: Mapping[str, Any],
+        settings: ServeSettings,
         boxes: tuple[int, Mapping[int, Box]] | None = None,
         auto_prompt: bool = False,
         keep_table: bool = False,
@@ -139,16 +140,16 @@ class Session:
         px, dt = (pixel_size_nm, frame_interval_s) if self.calibrated else (1.0, 1.0)
         if not self.calibrated:
             log.warning("pixel size or frame interval unknown: statistics are in pixels and frames")
-        self.max_per_prompt = int(settings["prompts"]["max_per_prompt"])
-        self.max_objects = int(settings["prompts"]["max_objects"])
+        self.max_per_prompt = settings.prompts.max_per_prompt
+        self.max_objects = settings.prompts.max_objects
         if boxes is not None:
             self.check_prompt_size(len(boxes[1]), "the boxes file")
-        self.stats_every = int(settings["stats"]["every_frames"])
-        self.stats_cfg = load_config(settings["stats"]["config"])
-        self.auto_cfg = autoprompt.settings(settings["autoprompt"])
-        self.live = LiveStats(pixel_size_nm=px, frame_interval_s=dt, max_lagtime=self.stats_cfg["max_lag"])
+        self.stats_every = settings.stats.every_frames
+        self.stats_cfg = load_config(settings.stats.config)
+        self.auto_cfg = autoprompt.settings(settings.autoprompt)
+        self.live = LiveStats(pixel_size_nm=px, frame_interval_s=dt, max_lagtime=self.stats_cfg.max_lag)
         self.builder = TrajectoryBuilder(px, dt) if keep_table else None
-        self.feedback = FeedbackAdvisor(settings["feedback"], self.frame_shape, pixel_size_nm)
+        self.feedback = FeedbackAdvisor(settings.feedback, self.frame_shape, pixel_size_nm)
         self._file_boxes = boxes
         self._auto = bool(auto_prompt)
         self._auto_frames: deque[np.ndarray] = deque(maxlen=max(1, int(self.auto_cfg["frames"])))
@@ -359,7 +360,7 @@ class Session:
     def _tables(self, seq: int, results: Mapping) -> tuple[list[tuple], list, dict, np.ndarray]:
         labels = np.zeros(self.frame_shape, np.uint16)
         ordered = {oid: results[oid] for oid in sorted(results)}
-        records, positions = frame_rows(seq, ordered, self.stats_cfg["exclude_edge"])
+        records, positions = frame_rows(seq, ordered, self.stats_cfg.exclude_edge)
         objects = []
         for _, oid, x, y, area, _, _, score, present, edge in records:
             if present:

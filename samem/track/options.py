@@ -7,12 +7,12 @@ arguments given to the tracker.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import yaml
-
+from samem.config import convert, parse_overrides
 from samem.errors import SamemError
 from samem.track.centroid import RING
 
@@ -322,42 +322,23 @@ class TrackerOptions:
         unknown = sorted(set(values) - known)
         if unknown:
             raise SamemError(f"unknown tracker options {unknown}; known: {sorted(known)}")
-        defaults = cls()
+        hints = typing.get_type_hints(cls)
         for name, value in values.items():
-            _check_type(name, value, getattr(defaults, name))
-        return replace(defaults, **values)
-
-
-def _check_type(name: str, value: Any, default: Any) -> None:
-    """A value of the kind the option's default has (options defaulting to None take integers)."""
-    if isinstance(default, bool):
-        ok, kind = isinstance(value, bool), "true or false"
-    elif isinstance(default, str):
-        ok, kind = isinstance(value, str), "a string"
-    elif isinstance(default, float):
-        ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
-    else:  # int, or None for optional integers
-        ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
-    if not ok:
-        raise SamemError(f"tracker option {name} must be {kind}, got {value!r}")
+            ok, _, kind = convert(hints[name], value)
+            if not ok:
+                raise SamemError(f"tracker option {name} must be {kind}, got {value!r}")
+        return replace(cls(), **values)
 
 
 def parse_options(items: list[str] | None) -> dict[str, Any]:
-    """``["name=value", ...]`` (values read as YAML, e.g. ``smooth_frames=5``) as a checked mapping.
+    """``["name=value", ...]`` (values read by :func:`samem.config.parse_overrides`, e.g.
+    ``smooth_frames=5``) as a checked mapping.
 
     Raises
     ------
     SamemError
         A malformed item, an unknown option name or a value the option refuses.
     """
-    out: dict[str, Any] = {}
-    for item in items or []:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise SamemError(f"tracker option {item!r} is not of the form name=value (e.g. smooth_frames=5)")
-        try:
-            out[name.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SamemError(f"tracker option {item!r}: the value is not readable ({exc.problem})") from None
+    out = parse_overrides(items, "tracker option", "smooth_frames=5")
     TrackerOptions.from_config(None, **out)
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -18,7 +17,8 @@ from samem.errors import SamemError
 from samem.io.formats.images import read_label_image
 from samem.io.h5 import open_h5
 from samem.synthetic.clips import Clip, ClipStream, first_frame_boxes
-from samem.train.tiles import NOISY_SHARE, TileClips, mixed_source, split_tiles
+from samem.train.config import DataSection
+from samem.train.tiles import TileClips, mixed_source, split_tiles
 
 ClipSource = Callable[[int], Clip]
 
@@ -91,26 +91,24 @@ class _Videos:
         raise SamemError("no labelled object in the first frame of 20 random clips: check the training data")
 
 
-def clip_source(data: dict[str, Any], seed: int | None = None) -> ClipSource:
+def clip_source(data: DataSection, seed: int | None = None) -> ClipSource:
     """Build the clip source described by a training config's ``data`` section."""
-    seed = data["seed"] if seed is None else seed
-    if data["source"] == "synthetic":
-        stream = ClipStream(data["recipe"], clip_len=data["clip_len"], size=data["frame_size"], seed=seed)
+    seed = data.seed if seed is None else seed
+    if data.source == "synthetic":
+        stream = ClipStream(data.recipe, clip_len=data.clip_len, size=data.frame_size, seed=seed)
         source: ClipSource = stream.clip
     else:
-        source = _Videos(list(data["paths"]), data["clip_len"], seed, data["source"])
-    if data.get("tiles_fraction", 0) > 0:
-        train_tiles, _ = split_tiles(list(data["tiles"]), data.get("tiles_val", 0))
-        noisy = data.get("tiles_noisy_share", NOISY_SHARE)
-        tiles = TileClips(train_tiles, data["clip_len"], data["frame_size"], seed, noisy)
-        source = mixed_source(source, tiles, data["tiles_fraction"], seed)
+        source = _Videos(list(data.paths), data.clip_len, seed, data.source)
+    if data.tiles_fraction > 0:
+        train_tiles, _ = split_tiles(list(data.tiles), data.tiles_val)
+        tiles = TileClips(train_tiles, data.clip_len, data.frame_size, seed, data.tiles_noisy_share)
+        source = mixed_source(source, tiles, data.tiles_fraction, seed)
     return source
 
 
-def real_val_source(data: dict[str, Any]) -> ClipSource | None:
+def real_val_source(data: DataSection) -> ClipSource | None:
     """Clips of the held-out real tiles (``data.tiles_val`` > 0), for ``val_real_iou``; else None."""
-    if not data.get("tiles") or not data.get("tiles_val"):
+    if not data.tiles or not data.tiles_val:
         return None
-    _, val_tiles = split_tiles(list(data["tiles"]), data["tiles_val"])
-    noisy = data.get("tiles_noisy_share", NOISY_SHARE)
-    return TileClips(val_tiles, data["clip_len"], data["frame_size"], data["val_seed"], noisy)
+    _, val_tiles = split_tiles(list(data.tiles), data.tiles_val)
+    return TileClips(val_tiles, data.clip_len, data.frame_size, data.val_seed, data.tiles_noisy_share)

@@ -26,7 +26,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +39,7 @@ from samem.model.factory import build_model, resolve_config, resolve_device
 from samem.track.core import encode_images, track_step
 from samem.track.memory import ObjectMemory
 from samem.train.batches import Batch, CropPolicy, clip_batch
+from samem.train.config import OptimSection, TrainConfig
 from samem.train.data import clip_source, real_val_source
 from samem.train.losses import LossWeights, step_loss
 
@@ -93,7 +93,7 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(model: torch.nn.Module, optim: dict[str, Any]) -> list[dict]:
+def param_groups(model: torch.nn.Module, optim: OptimSection) -> list[dict]:
     """AdamW groups: image encoder at ``encoder_lr``, the rest at ``lr``; no decay on 1-D params."""
     groups: dict[tuple[bool, bool], list] = {}
     for name, p in model.named_parameters():
@@ -102,9 +102,9 @@ def param_groups(model: torch.nn.Module, optim: dict[str, Any]) -> list[dict]:
     return [
         {
             "params": params,
-            "lr": optim["encoder_lr"] if enc else optim["lr"],
-            "base_lr": optim["encoder_lr"] if enc else optim["lr"],
-            "weight_decay": 0.0 if flat else optim["weight_decay"],
+            "lr": optim.encoder_lr if enc else optim.lr,
+            "base_lr": optim.encoder_lr if enc else optim.lr,
+            "weight_decay": 0.0 if flat else optim.weight_decay,
         }
         for (enc, flat), params in groups.items()
     ]
@@ -113,48 +113,46 @@ def param_groups(model: torch.nn.Module, optim: dict[str, Any]) -> list[dict]:
 class Trainer:
     """Runs (or resumes) one training run described by a config from :mod:`samem.train.config`."""
 
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
-        run = cfg["run"]
+        run = cfg.run
         self.world, self.rank = 1, 0
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
             self.world, self.rank = dist.get_world_size(), dist.get_rank()
-        if run["num_threads"]:
-            torch.set_num_threads(int(run["num_threads"]))
-        device = run["device"]
+        if run.num_threads:
+            torch.set_num_threads(run.num_threads)
+        device = run.device
         if device is None and self.world > 1 and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', self.rank))}"
         self.device = resolve_device(device)
-        self.out = Path(run["out"])
-        self.model_config = resolve_config(cfg["model"]["config"])
-        torch.manual_seed(run["seed"])
+        self.out = Path(run.out)
+        self.model_config = resolve_config(cfg.model.config)
+        torch.manual_seed(run.seed)
         self.model = build_model(self.model_config, device=self.device)
-        self.weights = LossWeights(**cfg["loss"])
+        self.weights = LossWeights(**cfg.loss)
         self.policy = CropPolicy(
             input_size=int(self.model.image_size),
-            **cfg["crop"],
+            **cfg.crop,
             **{
                 k: v
                 for k, v in (self.model_config.get("preprocess") or {}).items()
                 if k in ("low_percentile", "high_percentile", "denoise")
             },
         )
-        self.optimizer = torch.optim.AdamW(
-            param_groups(self.model, cfg["optim"]), betas=tuple(cfg["optim"]["betas"])
-        )
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.optim), betas=tuple(cfg.optim.betas))
         self.step = 0
         resumed = self._resume_or_init()
         self.ema = None
-        if cfg["optim"]["ema_decay"] > 0:
+        if cfg.optim.ema_decay > 0:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
             if resumed is not None and "ema" in resumed:
                 load_weights(self.ema, resumed["ema"], str(self.out / "last.pt"))
-        self.train_clip = clip_source(cfg["data"])
+        self.train_clip = clip_source(cfg.data)
         # validation: the synthetic (or video) stream alone, and the held-out real tiles apart
-        self.val_clip = clip_source({**cfg["data"], "tiles_fraction": 0.0}, seed=cfg["data"]["val_seed"])
-        self.val_real = real_val_source(cfg["data"])
+        self.val_clip = clip_source(cfg.data.replace(tiles_fraction=0.0), seed=cfg.data.val_seed)
+        self.val_real = real_val_source(cfg.data)
 
     # ------------------------------------------------------------------ state
     def _resume_or_init(self) -> dict | None:
@@ -166,14 +164,14 @@ class Trainer:
             if "optimizer" in ckpt:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
                 # the config, not the checkpoint, sets rates and decay: overrides act on resume
-                fresh = param_groups(self.model, self.cfg["optim"])
+                fresh = param_groups(self.model, self.cfg.optim)
                 for group, new in zip(self.optimizer.param_groups, fresh):
                     group["base_lr"], group["weight_decay"] = new["base_lr"], new["weight_decay"]
             self.step = int(ckpt.get("meta", {}).get("step", 0))
             log.info("resumed %s at step %d", last, self.step)
             return ckpt
-        elif self.cfg["model"]["init"]:
-            init = Path(self.cfg["model"]["init"])
+        elif self.cfg.model.init:
+            init = Path(self.cfg.model.init)
             load_weights(self.model, read_checkpoint(init)["model"], str(init))
             log.info("initialised from %s", init)
         return None
@@ -181,11 +179,15 @@ class Trainer:
     def save(self, path: Path | None = None, with_optimizer: bool = True) -> Path:
         """Write a self-describing checkpoint atomically (``last.pt`` by default)."""
         path = path or self.out / "last.pt"
-        meta = {"step": self.step, "train_config": self.cfg, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta = {
+            "step": self.step,
+            "train_config": self.cfg.to_dict(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         ckpt = {"model": self.model.state_dict(), "config": self.model_config, "meta": meta}
         if self.ema is not None:
             ckpt["ema"] = self.ema.state_dict()
-            meta["ema_decay"] = self.cfg["optim"]["ema_decay"]
+            meta["ema_decay"] = self.cfg.optim.ema_decay
         if with_optimizer:
             ckpt["optimizer"] = self.optimizer.state_dict()
         tmp = path.with_name(path.name + ".tmp")
@@ -195,21 +197,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _autocast(self):
-        if self.device.type == "cuda" and self.cfg["run"]["bf16"]:  # pragma: no cover - no GPU in CI
+        if self.device.type == "cuda" and self.cfg.run.bf16:  # pragma: no cover - no GPU in CI
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def batch(self, step: int, source=None, offset: int = 0, policy: CropPolicy | None = None) -> Batch:
         """The batch of ``step`` on this rank (deterministic)."""
-        n = self.cfg["data"]["clips_per_batch"]
+        n = self.cfg.data.clips_per_batch
         first = (step * self.world + self.rank) * n + offset
         source = source or self.train_clip
-        rng = np.random.default_rng((self.cfg["run"]["seed"], step, self.rank, offset))
+        rng = np.random.default_rng((self.cfg.run.seed, step, self.rank, offset))
         return clip_batch([source(first + i) for i in range(n)], policy or self.policy, rng)
 
     def train_step(self) -> dict[str, float]:
-        opt = self.cfg["optim"]
-        factor = lr_factor(self.step, opt["warmup_steps"], opt["steps"], opt["min_lr_ratio"])
+        opt = self.cfg.optim
+        factor = lr_factor(self.step, opt.warmup_steps, opt.steps, opt.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
         self.model.train()
@@ -223,12 +225,12 @@ class Trainer:
                 if p.grad is not None:
                     dist.all_reduce(p.grad)
                     p.grad /= self.world
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt["grad_clip"])
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.grad_clip)
         self.optimizer.step()
         self._update_ema()
         self.step += 1
         out = {k: float(v.detach()) for k, v in losses.items()}
-        out.update(track_iou=float(ious[1:].mean()), grad_norm=float(grad_norm), lr=opt["lr"] * factor)
+        out.update(track_iou=float(ious[1:].mean()), grad_norm=float(grad_norm), lr=opt.lr * factor)
         return out
 
     @torch.no_grad()
@@ -236,7 +238,7 @@ class Trainer:
         """Exponential moving average of the weights (decay ramps up over the first steps)."""
         if self.ema is None:
             return
-        decay = min(self.cfg["optim"]["ema_decay"], (1 + self.step) / (10 + self.step))
+        decay = min(self.cfg.optim.ema_decay, (1 + self.step) / (10 + self.step))
         ema, live = list(self.ema.parameters()), list(self.model.parameters())
         torch._foreach_lerp_(ema, live, 1.0 - decay)
         for b_ema, b in zip(self.ema.buffers(), self.model.buffers()):
@@ -253,7 +255,7 @@ class Trainer:
         ``data.tiles_val`` > 0, ``val_real_iou`` (and ``val_real_iou_ema``) is the mean IoU on
         all frames of ``val_clips`` clips cut from the held-out real tiles.
         """
-        n, per = self.cfg["data"]["val_clips"], self.cfg["data"]["clips_per_batch"]
+        n, per = self.cfg.data.val_clips, self.cfg.data.clips_per_batch
         plain = dataclasses.replace(self.policy, vanish_prob=0.0)  # comparable across runs
         batches = [self.batch(0, self.val_clip, k, plain) for k in range(0, n, per)]  # rendered once
         models = {"": self.model} | ({"_ema": self.ema} if self.ema is not None else {})
@@ -298,16 +300,12 @@ class Trainer:
 
     def fit(self, steps: int | None = None, progress: bool = True) -> dict[str, float]:
         """Train until ``optim.steps`` (or ``steps`` more steps), checkpointing and logging."""
-        run = self.cfg["run"]
-        end = (
-            self.cfg["optim"]["steps"]
-            if steps is None
-            else min(self.step + steps, self.cfg["optim"]["steps"])
-        )
+        run = self.cfg.run
+        end = self.cfg.optim.steps if steps is None else min(self.step + steps, self.cfg.optim.steps)
         main = self.rank == 0
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "train_config.yaml").write_text(yaml.safe_dump(self.cfg, sort_keys=False))
+            (self.out / "train_config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         metrics_file = self.out / "metrics.jsonl"
         bar = tqdm(
             total=end, initial=self.step, disable=not (progress and main), unit="step", dynamic_ncols=True
@@ -324,15 +322,15 @@ class Trainer:
             bar.set_postfix(loss=f"{last['total']:.3f}", iou=f"{last['track_iou']:.3f}")
             record = None
             since += 1
-            if self.step % run["log_every"] == 0 or self.step == end:
+            if self.step % run.log_every == 0 or self.step == end:
                 record = {"step": self.step, "sec_per_step": (time.perf_counter() - t0) / since, **last}
                 t0, since = time.perf_counter(), 0
-            if run["val_every"] and (self.step % run["val_every"] == 0 or self.step == end):
+            if run.val_every and (self.step % run.val_every == 0 or self.step == end):
                 record = {**(record or {"step": self.step}), **self.validate()}
             if main and record is not None:
                 with metrics_file.open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
-            if main and (self.step % run["checkpoint_every"] == 0 or self.step == end):
+            if main and (self.step % run.checkpoint_every == 0 or self.step == end):
                 self.save()
         bar.close()
         return last

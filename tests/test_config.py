@@ -1,0 +1,120 @@
+"""samem's one configuration mechanism: samem.config.load / parse_overrides and the settings dataclasses."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from samem.config import Settings, load, load_yaml, parse_overrides, shipped_names
+from samem.errors import SamemError
+from samem.stats.summary import StatsConfig, load_config
+from samem.train.config import TrainConfig, load_train_config
+
+
+def test_parse_overrides_reads_yaml_values_and_exponents():
+    got = parse_overrides(["optim.lr=1e-4", "data.tiles=[a, b]", "model.init=null", "run.out=x=y", "a= on"])
+    assert got == {
+        "optim.lr": 1e-4,
+        "data.tiles": ["a", "b"],
+        "model.init": None,
+        "run.out": "x=y",
+        "a": True,
+    }
+    assert parse_overrides(["mode=inf", "p=[unclosed"]) == {"mode": "inf", "p": "[unclosed"}
+    with pytest.raises(SamemError, match=r"^tracker option 'smooth' is not of the form name=value"):
+        parse_overrides(["smooth"], "tracker option")
+    with pytest.raises(SamemError, match="not of the form"):
+        parse_overrides(["=3"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner(Settings):
+    size: int = 3
+    paths: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer(Settings):
+    name: str = "a"
+    rate: float = 0.5
+    limit: int | None = None
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+
+
+def test_load_layers_overrides_and_one_line_errors():
+    s = load(_Outer, [{"rate": 1, "inner": {"size": 4}}, {"inner": None}], {"inner.paths": "p", "name": None})
+    assert s == _Outer(rate=1, inner=_Inner(size=4, paths=("p",)))
+    assert s.inner["size"] == 4 and dict(s)["name"] == "a"  # read-only mapping view
+    assert s.to_dict() == {"name": "a", "rate": 1, "limit": None, "inner": {"size": 4, "paths": ["p"]}}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.rate = 2
+    with pytest.raises(SamemError) as err:
+        load(
+            _Outer,
+            [{"nmae": 1, "rate": True, "inner": {"size": 2.5, "extra": 1}, "limit": "x"}],
+            what="thing",
+        )
+    msg = str(err.value)
+    assert "\n" not in msg
+    for part in (
+        "unknown thing 'nmae'",
+        "thing 'rate' must be a number, got True",
+        "thing 'inner.size' must be a whole number, got 2.5",
+        "unknown thing 'inner.extra' (known here: size, paths)",
+        "thing 'limit' must be a whole number or null, got 'x'",
+    ):
+        assert part in msg
+    with pytest.raises(SamemError, match="'rate' must not be negative"):
+        load(_Outer, [], {"rate": -1}, non_negative=True)
+
+
+def test_stats_defaults_are_the_shipped_file():
+    assert load_config() == StatsConfig()
+    assert load_config().to_dict() == load_yaml("stats")
+    cfg = load_config({"max_lag": 10, "fit": {"fraction": 0.5}})
+    assert (cfg.max_lag, cfg.vacf.max_lag, cfg.fit.fraction, cfg.fit.min_lags) == (10, 10, 0.5, 4)
+    assert load_config(cfg) is cfg
+    with pytest.raises(SamemError, match="unknown stats option 'fit.fractio'"):
+        load_config({"fit": {"fractio": 0.5}})
+    with pytest.raises(SamemError, match="exclude_edge' must be true or false"):
+        load_config({"exclude_edge": 1})
+
+
+def test_train_configs_and_run_folder(tmp_path):
+    for name in [n.split("/", 1)[1] for n in shipped_names() if n.startswith("train/")]:
+        cfg = load_train_config(name)
+        assert isinstance(cfg, TrainConfig)
+        assert Path(cfg.run.out) == Path("~/samem-runs").expanduser() / name  # outside the checkout
+        assert yaml.safe_load(yaml.safe_dump(cfg.to_dict(), sort_keys=False)) == cfg.to_dict()
+    assert load_train_config("tiny", [f"run.out={tmp_path}"]).run.out == str(tmp_path)
+    assert load_train_config("tiny", ["run.out=~/x"]).run.out == str(Path("~/x").expanduser())
+    path = tmp_path / "mine.yaml"
+    path.write_text("data: {tiles: one, tiles_fraction: 0.5}\noptim: {betas: [0.8, 0.9]}\n")
+    cfg = load_train_config(path, ["optim.lr=1e-4", "model.init=null"])
+    assert cfg.data.tiles == ("one",) and cfg.optim.betas == (0.8, 0.9) and cfg.optim.lr == 1e-4
+    assert Path(cfg.run.out).name == "mine"
+    with pytest.raises(SamemError, match=r"^training config tiny: unknown key 'optim.lrr'"):
+        load_train_config("tiny", ["optim.lrr=1"])
+    with pytest.raises(SamemError, match="the key must be section.key"):
+        load_train_config("tiny", ["steps=1"])
+    with pytest.raises(SamemError, match="'data.tiles_val' must be a whole number"):
+        load_train_config("tiny", ["data.tiles_val=1.5"])
+
+
+def test_serve_defaults_are_the_shipped_file(tmp_path):
+    from samem.stream.settings import ServeSettings, load_settings
+
+    assert load_settings() == ServeSettings()
+    assert ServeSettings().to_dict() == load_yaml("serve")
+    user = tmp_path / "serve.yaml"
+    user.write_text("ingest: {policy: block}\nmodel: {tracker: {smooth_frames: 3}}\nstats: null\n")
+    s = load_settings(
+        user, {"model.tracker": {"smooth_frames": 1}, "prompts.auto": None, "recording.file": tmp_path}
+    )
+    assert (s.ingest.policy, s.model.tracker, s.prompts.auto) == ("block", {"smooth_frames": 1}, False)
+    assert s.recording.file == str(tmp_path) and s["ingest"]["policy"] == "block"
+    with pytest.raises(SamemError, match=r"^unknown serve setting 'ingest.polcy' \(known here: queue_frames"):
+        load_settings(None, {"ingest.polcy": "block"})
+    with pytest.raises(SamemError, match="serve setting 'feedback.rate_margin' must not be negative"):
+        load_settings(None, {"feedback.rate_margin": -1})
