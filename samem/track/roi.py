@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -107,7 +108,15 @@ def paste(window_mask: np.ndarray, window: Window, frame_shape: tuple[int, int])
     return full
 
 
-def mask_geometry(mask: np.ndarray) -> tuple[tuple[float, float], tuple[int, int, int, int]] | None:
+class Geometry(NamedTuple):
+    """Where a mask lies: ``centroid`` ``(x, y)`` (mean pixel indices, px) and ``bbox``
+    ``(x0, y0, x1, y1)`` (px, exclusive at the high end)."""
+
+    centroid: tuple[float, float]
+    bbox: tuple[int, int, int, int]
+
+
+def mask_geometry(mask: np.ndarray) -> Geometry | None:
     """Centroid ``(x, y)`` (mean pixel indices) and box ``(x0, y0, x1, y1)`` of a mask, or ``None``.
 
     The box is exclusive at the high end: ``mask[y0:y1, x0:x1]`` holds every True pixel.
@@ -119,7 +128,7 @@ def mask_geometry(mask: np.ndarray) -> tuple[tuple[float, float], tuple[int, int
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     yy, xx = np.nonzero(mask[y0:y1, x0:x1])
     centroid = (float(xx.mean() + x0), float(yy.mean() + y0))
-    return centroid, (int(x0), int(y0), int(x1), int(y1))
+    return Geometry(centroid, (int(x0), int(y0), int(x1), int(y1)))
 
 
 def shift_mask(
@@ -148,7 +157,7 @@ def shift_mask(
 
 def window_mask_geometry(
     window_mask: np.ndarray, window: Window, frame_shape: tuple[int, int]
-) -> tuple[tuple[float, float], tuple[int, int, int, int]] | None:
+) -> Geometry | None:
     """:func:`mask_geometry` in frame pixels of the part of a window mask inside the frame."""
     rows, cols, wrows, wcols = window.overlap(frame_shape)
     local = mask_geometry(window_mask[wrows, wcols])
@@ -156,4 +165,4 @@ def window_mask_geometry(
         return None
     (cx, cy), (x0, y0, x1, y1) = local
     ys, xs = rows.start, cols.start
-    return (cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys)
+    return Geometry((cx + xs, cy + ys), (x0 + xs, y0 + ys, x1 + xs, y1 + ys))

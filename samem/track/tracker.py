@@ -17,6 +17,7 @@ import contextlib
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ from samem.track.preprocess import (
 from samem.track.presence import HELD_ABSENT_LOGIT, PresenceRule, paired_gate
 from samem.track.refine import refine_mask
 from samem.track.roi import (
+    Geometry,
     Window,
     box_side,
     cut,
@@ -92,6 +94,49 @@ class ObjectResult:
     centroid: tuple[float, float]
     bbox: tuple[int, int, int, int] | None
     iou: float
+
+
+class _Raw(NamedTuple):
+    """SAM 2's output for one object on this frame (both views averaged under ``mirror``)."""
+
+    logits: torch.Tensor  # low-resolution mask logits (1, 1, h, w)
+    score_logit: float  # object-present logit
+    iou: float  # predicted IoU of the mask
+
+
+class _Look(NamedTuple):
+    """The model's own mask of a present object: upsampled logits (window- or frame-sized),
+    the ROI window (``None`` in full mode) and the mask's geometry in frame pixels."""
+
+    up: torch.Tensor
+    window: Window | None
+    geometry: Geometry
+
+
+class _Entry(NamedTuple):
+    """A memory entry waiting to be written into ``memory`` after the frame."""
+
+    memory: ObjectMemory
+    entry: object
+    prompted: bool
+
+
+class _MemoryLook(NamedTuple):
+    """SAM 2 on an extra input from an object's memory (:meth:`StreamingTracker._look_from_memory`)."""
+
+    logits: torch.Tensor
+    score_logit: float
+    iou: float
+    entry: object
+
+
+class _SecondLook(NamedTuple):
+    """The stacked window's segmentation of an object (``stack_frames``)."""
+
+    logits: torch.Tensor
+    iou: float
+    window: Window
+    entry: object
 
 
 @dataclass
@@ -383,15 +428,18 @@ class StreamingTracker:
                 if gate is not None:
                     flags[oid] = (bool(gate.passed[i]), bool(gate.weak[i]))
                 obj = self._objects[oid]
-                entries[oid] = [(obj.memory, out.entries[i], prompted)]
+                entries[oid] = [_Entry(obj.memory, out.entries[i], prompted)]
                 logits, iou = out.low_res_logits[i : i + 1], float(out.iou[i])
                 if mirror:  # both views share one presence decision (paired_gate)
-                    entries[oid].append((obj.twin, out.entries[n + i], prompted))
+                    entries[oid].append(_Entry(obj.twin, out.entries[n + i], prompted))
                     logits = (logits + out.low_res_logits[n + i : n + i + 1].flip(-1)) / 2
                     iou = (iou + float(out.iou[n + i])) / 2
-                raw[oid] = (logits, float(out.object_score_logits[i]), iou)
+                raw[oid] = _Raw(logits, float(out.object_score_logits[i]), iou)
         seen = {
-            o: self._observe(self._objects[o], *raw[o][:2], windows and windows[o], gray.shape) for o in ids
+            o: self._observe(
+                self._objects[o], raw[o].logits, raw[o].score_logit, windows and windows[o], gray.shape
+            )
+            for o in ids
         }
         if self.options.verify:
             self._verify(gray, ids, seen, raw, entries)
@@ -399,8 +447,8 @@ class StreamingTracker:
         if self.options.search_zoom > 1 and windows is not None:
             self._search(gray, levels, [o for o in ids if seen[o] is None and o not in boxes], seen)
         if self.options.stack_memory:  # (stack_frames excludes mirror: one entry per object)
-            for oid, (_, _, _, entry) in second.items():
-                entries[oid] = [(self._objects[oid].memory, entry, False)]
+            for oid, look in second.items():
+                entries[oid] = [_Entry(self._objects[oid].memory, look.entry, False)]
         for oid in ids:  # memories are written after the second look, which reads them as they were
             for memory, entry, prompted in entries[oid]:
                 self._remember(memory, entry, prompted)
@@ -411,14 +459,15 @@ class StreamingTracker:
             if obj.twin is not None:
                 obj.twin.prune(self._frame_idx + 1)
             look = seen[oid]
-            iou = raw[oid][2]
+            iou = raw[oid].iou
             if oid in second:  # the stacked window's mask is reported, when it has one
-                logits2, iou2, window2, _ = second[oid]
-                up2 = upsample_logits(logits2, window2.side, window2.side)
+                stacked = second[oid]
+                window2 = stacked.window
+                up2 = upsample_logits(stacked.logits, window2.side, window2.side)
                 geometry2 = window_mask_geometry(up2 > 0, window2, gray.shape)
                 if geometry2 is not None:
-                    look, iou = (up2, window2, geometry2), iou2
-            results[oid] = self._result(obj, look, raw[oid][1], iou, gray)
+                    look, iou = _Look(up2, window2, geometry2), stacked.iou
+            results[oid] = self._result(obj, look, raw[oid].score_logit, iou, gray)
             passed, weak = flags.get(oid, (False, False))  # the presence rule's run counters
             obj.pending = obj.pending + 1 if passed and obj.absent else 0
             obj.weak = obj.weak + 1 if weak and not obj.absent else 0
@@ -429,7 +478,7 @@ class StreamingTracker:
         reported absent and kept out of memory; a detector peak may prompt it on the next frame."""
         self._recent.append(np.array(gray, np.float32))  # a copy: callers may reuse frame buffers
         frames = list(self._recent)
-        found = {o: seen[o][2][0] for o in ids if seen[o] is not None}
+        found = {o: seen[o].geometry.centroid for o in ids if seen[o] is not None}
         for oid in ids:
             obj = self._objects[oid]
             ver = obj.verifier
@@ -457,8 +506,7 @@ class StreamingTracker:
             obj.absent = True
             obj.clear_history()
             entries[oid] = []  # and kept out of SAM 2's memory
-            logits, score_logit, iou = raw[oid]
-            raw[oid] = (logits, min(score_logit, HELD_ABSENT_LOGIT), iou)
+            raw[oid] = raw[oid]._replace(score_logit=min(raw[oid].score_logit, HELD_ABSENT_LOGIT))
 
     def _gate(self, members: list):
         """The presence gate of ``members`` (``None`` when it cannot change anything)."""
@@ -488,8 +536,8 @@ class StreamingTracker:
     def _observe(self, obj: _Object, logits, score_logit: float, window, shape):
         """Presence and geometry of the model's own mask; steers the object's window.
 
-        Returns ``(upsampled logits, window, (centroid, bbox))`` (``window`` ``None`` in full
-        mode), or ``None`` when the object is absent."""
+        Returns a :class:`_Look` (``window`` ``None`` in full mode), or ``None`` when the object
+        is absent."""
         h, w = shape
         up = upsample_logits(logits, *((h, w) if window is None else (window.side, window.side)))
         geometry = None
@@ -500,14 +548,13 @@ class StreamingTracker:
         if geometry is None:
             obj.clear_history()
             return None
-        self._update_centre(obj, geometry[0], shape)  # the model's own mask steers the window
-        return up, window, geometry
+        self._update_centre(obj, geometry.centroid, shape)  # the model's own mask steers the window
+        return _Look(up, window, geometry)
 
     def _look_from_memory(self, oids: list, inputs: list, gate=None) -> dict:
         """SAM 2 on one extra model input per object of ``oids``, from each object's memory as
         it was before this frame (grouped by memory layout as in :meth:`_groups`); nothing is
-        remembered. Returns ``{id: (low-res logits, object-score logit, predicted IoU, memory
-        entry)}``."""
+        remembered. Returns ``{id: _MemoryLook}``."""
         feats = self._encode_inputs(inputs)
         out = {}
         for members, _ in self._groups(oids, {}):
@@ -515,8 +562,8 @@ class StreamingTracker:
             rows = feats.take([oids.index(o) for o in members])
             step = track_step(self.model, rows, memories, self._frame_idx, None, self._memory_dtype, gate)
             for j, oid in enumerate(members):
-                logits = step.low_res_logits[j : j + 1]
-                out[oid] = (logits, float(step.object_score_logits[j]), float(step.iou[j]), step.entries[j])
+                logits, score_logit = step.low_res_logits[j : j + 1], float(step.object_score_logits[j])
+                out[oid] = _MemoryLook(logits, score_logit, float(step.iou[j]), step.entries[j])
         return out
 
     def _second_look(self, gray: np.ndarray, levels: Levels, ids: list, boxes: Mapping, seen: Mapping):
@@ -524,15 +571,14 @@ class StreamingTracker:
 
         Every present object's window, cut around the model's own centroid, joins its stack;
         objects with a history (not prompted on this frame) are segmented on the stacked
-        window from their memory as it was before this frame. Returns ``{id: (low-res logits,
-        predicted IoU, window, memory entry)}``."""
+        window from their memory as it was before this frame. Returns ``{id: _SecondLook}``."""
         size = self.input_size
         looked, inputs, wins = [], [], {}
         for oid in ids:
             obj, got = self._objects[oid], seen[oid]
             if obj.stack is None or got is None:
                 continue
-            centroid = got[2][0]
+            centroid = got.geometry.centroid
             win = Window.around(centroid[0] + 0.5, centroid[1] + 0.5, obj.side)
             image = cut_normalized(gray, win, win.side, levels)
             origin = (win.x0, win.y0)
@@ -544,7 +590,7 @@ class StreamingTracker:
         if not looked:
             return {}
         looks = self._look_from_memory(looked, inputs, _keep_present)
-        return {oid: (logits, iou, wins[oid], entry) for oid, (logits, _, iou, entry) in looks.items()}
+        return {oid: _SecondLook(look.logits, look.iou, wins[oid], look.entry) for oid, look in looks.items()}
 
     def _search(self, gray: np.ndarray, levels: Levels, lost: list, seen: Mapping) -> None:
         """Move absent objects' waiting windows onto what a wider look finds (``search_zoom``)."""
@@ -556,16 +602,19 @@ class StreamingTracker:
             for o in lost
         }
         looks = self._look_from_memory(lost, [cut_normalized(gray, wins[o], size, levels) for o in lost])
-        others = [(look[2][0], self._objects[o].size) for o, look in seen.items() if look is not None]
+        others = [
+            (got.geometry.centroid, self._objects[o].size) for o, got in seen.items() if got is not None
+        ]
         need = float(logit(opts.reappear_score))
-        for oid, (logits, score_logit, iou, _) in looks.items():
-            if score_logit < need or iou < opts.reappear_iou:
+        for oid, look in looks.items():
+            if look.score_logit < need or look.iou < opts.reappear_iou:
                 continue
             win = wins[oid]
-            found = window_mask_geometry(upsample_logits(logits, win.side, win.side) > 0, win, gray.shape)
+            up = upsample_logits(look.logits, win.side, win.side)
+            found = window_mask_geometry(up > 0, win, gray.shape)
             if found is None:
                 continue
-            (cx, cy), size_here = found[0], self._objects[oid].size
+            (cx, cy), size_here = found.centroid, self._objects[oid].size
             if any(math.hypot(cx - x, cy - y) < max(size_here, s) for (x, y), s in others):
                 continue  # that is another tracked object
             self._objects[oid].centre = (cx + 0.5, cy + 0.5)
@@ -577,15 +626,15 @@ class StreamingTracker:
         score = float(expit(score_logit))
         if look is None:
             return ObjectResult(np.zeros((h, w), bool), score, False, (math.nan, math.nan), None, iou)
-        up, window, geometry = look
+        up, window, geometry = look.up, look.window, look.geometry
         mask = up > 0
         if obj.smoother.active:
             if window is None:  # full mode: smooth on the ROI-sized window around the object
-                cx, cy = geometry[0]
+                cx, cy = geometry.centroid
                 window = Window.around(cx + 0.5, cy + 0.5, obj.side)
                 up = cut(up, window, window.side, -1e4)
                 mask = up > 0
-            smoothed = obj.smoother(expit(up), (window.x0, window.y0), geometry[0])
+            smoothed = obj.smoother(expit(up), (window.x0, window.y0), geometry.centroid)
             smoothed_geometry = window_mask_geometry(smoothed, window, shape)
             if smoothed_geometry is not None:  # else keep the model's own (non-empty) mask
                 mask, geometry = smoothed, smoothed_geometry
@@ -615,9 +664,9 @@ class StreamingTracker:
             )
             refined_geometry = mask_geometry(refined)
             if refined_geometry is not None:  # else keep the unrefined (non-empty) mask
-                mask, bbox = refined, refined_geometry[1]
+                mask, bbox = refined, refined_geometry.bbox
                 if opts.centroid == "mask":
-                    centroid = refined_geometry[0]
+                    centroid = refined_geometry.centroid
         return ObjectResult(mask, score, True, centroid, bbox, iou)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
