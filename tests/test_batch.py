@@ -248,6 +248,7 @@ def test_marker_is_what_makes_a_video_finished(tmp_path, client, config):
 def test_cli_batch_on_a_local_cluster(tmp_path, capsys, monkeypatch):
     """The command end to end: LocalCluster of 2 thread workers, exit status 1 on a failed video."""
     import samem.batch as batch
+    import samem.batch.run as batch_run
 
     data = tmp_path / "d"
     data.mkdir()
@@ -255,7 +256,7 @@ def test_cli_batch_on_a_local_cluster(tmp_path, capsys, monkeypatch):
     _video(data / "bad.h5", seed=2, fail="user", n_frames=SHORT)
     cfg = tmp_path / "batch.yaml"
     cfg.write_text("cluster:\n  processes: false\nsummary:\n  plot_formats: [png]\n")
-    monkeypatch.setattr(batch, "analyze_file", fake_analyze)
+    monkeypatch.setattr(batch_run, "analyze_file", fake_analyze)
     real = batch.run_batch
 
     def run_with_fake(*args, **kwargs):
