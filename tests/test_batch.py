@@ -100,9 +100,8 @@ def client():
 
 @pytest.fixture
 def config():
-    cfg = load_batch_config()
-    cfg["summary"]["plot_formats"] = []  # plots are checked in test_batch_runs_resumes_and_reports
-    return cfg
+    # plots are checked in test_batch_runs_resumes_and_reports
+    return load_batch_config(None, {"summary.plot_formats": []})
 
 
 def test_batch_runs_resumes_and_reports(tmp_path, client, config):
@@ -113,7 +112,7 @@ def test_batch_runs_resumes_and_reports(tmp_path, client, config):
     (data / "run1.boxes.json").write_text('{"frame": 0, "boxes": {"1": [1, 1, 5, 5]}}')
     out = tmp_path / "out"
     CALLS.clear()
-    with_plots = {**config, "summary": {**config["summary"], "plot_formats": ["png"]}}
+    with_plots = config.replace(summary=config.summary.replace(plot_formats=("png",)))
     result = run_batch([data], out, auto_prompt=True, config=with_plots, analyze=fake_analyze, client=client)
     assert sorted(CALLS) == ["run0.h5", "run1.h5", "run2.h5"]
     assert [r["status"] for r in result.rows] == ["done"] * 3
@@ -370,7 +369,7 @@ def test_existing_cluster_by_address(tmp_path, client, config):
 
 def test_unreachable_scheduler_is_a_user_error(tmp_path, config):
     _video(tmp_path / "a.h5", seed=1)
-    config["cluster"]["timeout_s"] = 2
+    config = config.replace(cluster=config.cluster.replace(timeout_s=2))
     with pytest.raises(SamemError, match="cannot reach the dask scheduler at tcp://127.0.0.1:9"):
         run_batch(
             [tmp_path / "a.h5"],

@@ -46,10 +46,15 @@ def _outputs(folder):
 
 def test_batch_equals_analyze_alone(tmp_path, videos):
     folder, paths = videos
-    cfg = load_batch_config()
-    cfg["cluster"].update(processes=False, workers=2)
-    cfg["torch_threads"] = 1
-    cfg["summary"]["plot_formats"] = []  # figures are tested in test_batch.py and test_analyze.py
+    cfg = load_batch_config(
+        None,
+        {
+            "cluster.processes": False,
+            "cluster.workers": 2,
+            "torch_threads": 1,
+            "summary.plot_formats": [],  # figures are tested in test_batch.py and test_analyze.py
+        },
+    )
     options = {"model": MODEL, "plots": False}
     result = run_batch([folder], tmp_path / "batch", auto_prompt=True, config=cfg, options=options)
     assert [r["status"] for r in result.rows] == ["done", "done"], result.rows

@@ -118,3 +118,18 @@ def test_serve_defaults_are_the_shipped_file(tmp_path):
         load_settings(None, {"ingest.polcy": "block"})
     with pytest.raises(SamemError, match="serve setting 'feedback.rate_margin' must not be negative"):
         load_settings(None, {"feedback.rate_margin": -1})
+
+
+def test_batch_defaults_are_the_shipped_file(tmp_path):
+    from samem.batch import BatchConfig, load_batch_config
+
+    assert load_batch_config() == BatchConfig() and BatchConfig().to_dict() == load_yaml("batch")
+    user = tmp_path / "batch.yaml"
+    user.write_text("cluster: {processes: false}\ntorch_threads: 2\n")
+    cfg = load_batch_config(user, {"summary.plot_formats": ["png"]})
+    assert (cfg.cluster.processes, cfg.cluster.timeout_s, cfg.torch_threads) == (False, 60, 2)
+    assert cfg.summary.plot_formats == ("png",)
+    with pytest.raises(SamemError, match="torch_threads must be at least 1 or auto"):
+        load_batch_config({"torch_threads": "many"})
+    with pytest.raises(SamemError, match="unknown batch setting 'cluster.worker'"):
+        load_batch_config({"cluster": {"worker": 2}})

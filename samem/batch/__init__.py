@@ -7,7 +7,16 @@ the summary and the statistics across videos (:mod:`samem.batch.report`).
 """
 
 from samem.batch.inputs import VideoJob, plan_jobs
-from samem.batch.run import BatchResult, load_batch_config, run_batch
+from samem.batch.run import BatchConfig, BatchResult, load_batch_config, run_batch
 from samem.batch.task import MARKER, is_finished
 
-__all__ = ["MARKER", "BatchResult", "VideoJob", "is_finished", "load_batch_config", "plan_jobs", "run_batch"]
+__all__ = [
+    "MARKER",
+    "BatchConfig",
+    "BatchResult",
+    "VideoJob",
+    "is_finished",
+    "load_batch_config",
+    "plan_jobs",
+    "run_batch",
+]

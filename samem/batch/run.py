@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from samem.batch.report import write_report
 from samem.batch.results import video_summary
 from samem.batch.runner import dask_client, run_jobs
 from samem.batch.task import is_finished, scratch_dir
-from samem.config import load_yaml
+from samem.config import Settings, load, load_yaml
 from samem.errors import SamemError
 
 log = logging.getLogger(__name__)
@@ -48,26 +49,60 @@ class BatchResult:
         return [r for r in self.rows if r.get("status") == "failed"]
 
 
-def load_batch_config(path: str | Path | None = None) -> dict[str, Any]:
-    """The shipped ``configs/batch.yaml``, updated section by section from ``path`` if given."""
-    cfg = load_yaml("batch")
-    if path is not None:
-        for key, value in load_yaml(path).items():
-            if isinstance(value, dict) and isinstance(cfg.get(key), dict):
-                cfg[key] = {**cfg[key], **value}
-            else:
-                cfg[key] = value
-    return cfg
+@dataclass(frozen=True)
+class ClusterSettings(Settings):
+    """``cluster``: the LocalCluster a batch starts (docs/batch.md)."""
+
+    workers: int | None = None  # videos analysed at once; None: dask's choice from the CPUs
+    threads_per_worker: int = 1
+    processes: bool = True  # False: threads of the samem process
+    memory_limit: str | int = "auto"  # per worker, dask syntax ("6GiB", bytes) or auto
+    dashboard_address: str | None = None
+    timeout_s: float = 60  # waiting for the scheduler or the LocalCluster to start, s
 
 
-def _torch_threads(cfg: dict[str, Any], local: bool, workers: int | None) -> int | None:
-    """Torch threads per video: the configured number, or on a LocalCluster cores / workers."""
-    value = cfg.get("torch_threads", "auto")
-    if value not in (None, "auto"):
-        n = int(value)
-        if n < 1:
+@dataclass(frozen=True)
+class SummarySettings(Settings):
+    """``summary``: statistics settings across videos and the figures' formats."""
+
+    stats: str | dict[str, Any] | None = None  # overrides of configs/stats.yaml or a YAML path
+    plot_formats: tuple[str, ...] = ("png", "svg")
+
+
+@dataclass(frozen=True)
+class BatchConfig(Settings):
+    """Defaults of ``samem batch`` (``configs/batch.yaml``; a test keeps the two equal)."""
+
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    torch_threads: int | str | None = "auto"  # per video; auto: cores / workers on a LocalCluster
+    summary: SummarySettings = field(default_factory=SummarySettings)
+
+    def __post_init__(self):
+        value = self.torch_threads
+        if isinstance(value, str) and value != "auto" or isinstance(value, int) and value < 1:
             raise SamemError(f"torch_threads must be at least 1 or auto, got {value!r}")
-        return n
+
+
+def load_batch_config(
+    path: str | Path | Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
+) -> BatchConfig:
+    """The shipped ``configs/batch.yaml``, updated section by section from ``path`` (a YAML file or
+    a mapping nested like it) and dotted ``overrides`` (``{"cluster.workers": 2}``).
+
+    Raises
+    ------
+    SamemError
+        Unknown keys and bad values, each named.
+    """
+    user = path if isinstance(path, Mapping) else load_yaml(path) if path is not None else None
+    return load(BatchConfig, [load_yaml("batch"), user], overrides, "batch setting")
+
+
+def _torch_threads(cfg: BatchConfig, local: bool, workers: int | None) -> int | None:
+    """Torch threads per video: the configured number, or on a LocalCluster cores / workers."""
+    value = cfg.torch_threads
+    if value not in (None, "auto"):
+        return value
     if value is None or not local:  # an external cluster's workers know their own machines
         return None
     cores = os.cpu_count() or 1
@@ -83,7 +118,7 @@ def run_batch(
     workers: int | None = None,
     force: bool = False,
     options: dict[str, Any] | None = None,
-    config: dict[str, Any] | None = None,
+    config: BatchConfig | Mapping[str, Any] | None = None,
     progress: bool | None = None,
     analyze=analyze_file,
     client=None,
@@ -108,8 +143,9 @@ def run_batch(
         Keyword options of the per-video analysis (:func:`samem.batch.pipeline.analyze_file`:
         ``model``, ``config`` (analysis settings YAML), ``pixel_size_nm``,
         ``frame_interval_s``, ``save_frames``, ``plots``).
-    config : dict, optional
-        Batch configuration (:func:`load_batch_config`); default the shipped one.
+    config : BatchConfig or mapping, optional
+        Batch configuration (:func:`load_batch_config`, or a mapping nested like
+        configs/batch.yaml over it); default the shipped one.
     progress : bool, optional
         Progress bar over videos (default: when stderr is a terminal).
     analyze : callable
@@ -127,10 +163,10 @@ def run_batch(
         Bad inputs or options, or an unreachable scheduler. Failures of single videos are
         not raised: they are rows with ``status == "failed"``.
     """
-    cfg = config if config is not None else load_batch_config()
-    cluster_cfg = dict(cfg.get("cluster") or {})
+    cfg = config if isinstance(config, BatchConfig) else load_batch_config(config)
+    cluster_cfg = cfg.cluster
     if workers is None:
-        workers = cluster_cfg.get("workers")
+        workers = cluster_cfg.workers
     if workers is not None and int(workers) < 1:
         raise SamemError(f"--workers must be at least 1, got {workers}")
     opts = dict(options or {})
@@ -139,7 +175,7 @@ def run_batch(
         opts.setdefault("torch_threads", threads)
     jobs = plan_jobs(inputs, out, auto_prompt=auto_prompt, options=opts)
     out_root = jobs[0].out_dir.parent
-    summary_cfg = dict(cfg.get("summary") or {})
+    summary_cfg = {"stats": cfg.summary.stats}  # what video_summary and write_report read
     if analyze is analyze_file:
         # the analysis settings are checked before anything runs; their statistics settings
         # are the summary's unless configs/batch.yaml sets its own
@@ -148,7 +184,7 @@ def run_batch(
         settings = load_settings(opts.get("config"), {"model.name": opts.get("model")})
         if summary_cfg.get("stats") is None:
             summary_cfg["stats"] = settings.stats.config
-    formats = tuple(summary_cfg.pop("plot_formats", ("png", "svg")))
+    formats = cfg.summary.plot_formats
     summarize = functools.partial(video_summary, config=summary_cfg)
     out_root.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:12]
@@ -161,11 +197,11 @@ def run_batch(
             with dask_client(
                 scheduler,
                 workers=workers,
-                threads_per_worker=int(cluster_cfg.get("threads_per_worker", 1)),
-                processes=bool(cluster_cfg.get("processes", True)),
-                memory_limit=cluster_cfg.get("memory_limit", "auto"),
-                dashboard_address=cluster_cfg.get("dashboard_address"),
-                timeout_s=float(cluster_cfg.get("timeout_s", 60)),
+                threads_per_worker=cluster_cfg.threads_per_worker,
+                processes=cluster_cfg.processes,
+                memory_limit=cluster_cfg.memory_limit,
+                dashboard_address=cluster_cfg.dashboard_address,
+                timeout_s=float(cluster_cfg.timeout_s),
             ) as new_client:
                 rows = run_jobs(
                     jobs, new_client, analyze, summarize, force=force, progress=progress, token=token
