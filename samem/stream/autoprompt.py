@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from samem.config import load_yaml
+from samem.config import load
 from samem.errors import SamemError
+from samem.stream.settings import AutopromptSettings
 
 #: following a box to the last frame needs a response there above this, noise sigmas ...
 _FOLLOW_SIGMA = 4.0
@@ -71,62 +72,51 @@ class Detection:
     diameter_px: float = float("nan")
 
 
-@functools.lru_cache(maxsize=1)
-def _shipped() -> dict[str, Any]:
-    return dict(load_yaml("serve")["autoprompt"])
-
-
-def settings(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``autoprompt`` defaults of ``configs/serve.yaml`` updated with ``config``.
+def settings(config: AutopromptSettings | Mapping[str, Any] | None) -> AutopromptSettings:
+    """The ``autoprompt`` defaults (:class:`samem.stream.settings.AutopromptSettings`, those of
+    ``configs/serve.yaml``) updated with ``config``, checked.
 
     Parameters
     ----------
-    config : mapping or None
-        Settings to override (lengths in px, thresholds in robust noise sigmas).
+    config : AutopromptSettings, mapping or None
+        Settings, or settings to override (lengths in px, thresholds in robust noise sigmas).
 
     Returns
     -------
-    dict
+    AutopromptSettings
         Every setting; ``diameter_px`` as a (smallest, largest) tuple of float, px.
 
     Raises
     ------
     SamemError
-        Unknown keys and inconsistent values.
+        Unknown keys, values of the wrong kind and inconsistent values.
     """
-    cfg = dict(_shipped())
-    for key, value in (config or {}).items():
-        if key not in cfg:
-            raise SamemError(f"unknown autoprompt setting {key!r}")
-        cfg[key] = value
-    if cfg["polarity"] not in ("dark", "bright"):
-        raise SamemError(f"autoprompt polarity must be 'dark' or 'bright', got {cfg['polarity']!r}")
-    if cfg["grow_sigma"] > cfg["threshold_sigma"]:
+    if isinstance(config, AutopromptSettings):
+        cfg = config
+    else:
+        cfg = load(AutopromptSettings, [dict(config or {})], what="autoprompt setting")
+    if cfg.polarity not in ("dark", "bright"):
+        raise SamemError(f"autoprompt polarity must be 'dark' or 'bright', got {cfg.polarity!r}")
+    if cfg.grow_sigma > cfg.threshold_sigma:
         raise SamemError("autoprompt needs grow_sigma <= threshold_sigma")
-    try:
-        dmin, dmax = (float(v) for v in cfg["diameter_px"])
-    except (TypeError, ValueError):
-        raise SamemError(
-            f"autoprompt diameter_px must be [smallest, largest] in px, got {cfg['diameter_px']!r}"
-        ) from None
+    dmin, dmax = (float(v) for v in cfg.diameter_px)
     if not 2 <= dmin <= dmax:
         raise SamemError(f"autoprompt needs 2 <= smallest <= largest diameter_px, got {[dmin, dmax]}")
-    cfg["diameter_px"] = (dmin, dmax)
-    if int(cfg["scales"]) < 1 or (dmin < dmax and int(cfg["scales"]) < 2):
+    if cfg.scales < 1 or (dmin < dmax and cfg.scales < 2):
         raise SamemError("autoprompt scales must be >= 1 (>= 2 for a range of diameters)")
-    if float(cfg["ratio"]) <= 1:
+    if float(cfg.ratio) <= 1:
         raise SamemError("autoprompt ratio (background / band-pass sigma) must be > 1")
-    if int(cfg["frames"]) < 1:
+    if cfg.frames < 1:
         raise SamemError("autoprompt frames must be >= 1")
-    return cfg
+    return cfg.replace(diameter_px=(dmin, dmax))
 
 
-def diameters(config: Mapping[str, Any] | None = None) -> np.ndarray:
+def diameters(config: AutopromptSettings | Mapping[str, Any] | None = None) -> np.ndarray:
     """Particle diameters of the band-pass scales.
 
     Parameters
     ----------
-    config : mapping, optional
+    config : AutopromptSettings or mapping, optional
         ``autoprompt`` settings.
 
     Returns
@@ -135,8 +125,8 @@ def diameters(config: Mapping[str, Any] | None = None) -> np.ndarray:
         ``scales`` diameters, px, smallest first, geometric over ``diameter_px``.
     """
     cfg = settings(config)
-    dmin, dmax = cfg["diameter_px"]
-    return np.geomspace(dmin, dmax, int(cfg["scales"])) if dmax > dmin else np.array([dmin])
+    dmin, dmax = cfg.diameter_px
+    return np.geomspace(dmin, dmax, cfg.scales) if dmax > dmin else np.array([dmin])
 
 
 def _plane(img: np.ndarray) -> np.ndarray:
@@ -187,9 +177,9 @@ def _noise_factor(shape: tuple[int, int], s1: float, s2: float) -> np.ndarray:
     return np.sqrt(var / var[shape[0] // 2, shape[1] // 2]).astype(np.float32)
 
 
-def _prepared(image: np.ndarray, cfg: Mapping[str, Any]) -> np.ndarray:
+def _prepared(image: np.ndarray, cfg: AutopromptSettings) -> np.ndarray:
     img = np.asarray(image, dtype=np.float32)
-    if cfg["polarity"] == "dark":
+    if cfg.polarity == "dark":
         img = -img
     return img - _plane(img)  # a linear gradient would leak through the wide Gaussian at the borders
 
@@ -207,14 +197,14 @@ def _scale_map(img: np.ndarray, diameter: float, ratio: float) -> tuple[np.ndarr
     return _robust_z(band / _noise_factor(small.shape, s, ratio * s)), b
 
 
-def filtered(frame: np.ndarray, config: Mapping[str, Any] | None = None) -> np.ndarray:
+def filtered(frame: np.ndarray, config: AutopromptSettings | Mapping[str, Any] | None = None) -> np.ndarray:
     """Full-resolution significance map; particles positive.
 
     Parameters
     ----------
     frame : ndarray
         (H, W) frame.
-    config : mapping, optional
+    config : AutopromptSettings or mapping, optional
         ``autoprompt`` settings.
 
     Returns
@@ -229,25 +219,25 @@ def filtered(frame: np.ndarray, config: Mapping[str, Any] | None = None) -> np.n
     h, w = img.shape
     best = np.full((h, w), -np.inf, dtype=np.float32)
     for d in diameters(cfg):
-        z, b = _scale_map(img, d, float(cfg["ratio"]))
+        z, b = _scale_map(img, d, float(cfg.ratio))
         full = np.repeat(np.repeat(z, b, axis=0), b, axis=1)
         np.maximum(best[: full.shape[0], : full.shape[1]], full, out=best[: full.shape[0], : full.shape[1]])
     return best
 
 
-def _candidates(img: np.ndarray, cfg: Mapping[str, Any]) -> list[dict]:
+def _candidates(img: np.ndarray, cfg: AutopromptSettings) -> list[dict]:
     """Peaks above threshold at every scale with their hysteresis regions (full-res px)."""
     h, w = img.shape
     out = []
     for d in diameters(cfg):
-        z, b = _scale_map(img, d, float(cfg["ratio"]))
+        z, b = _scale_map(img, d, float(cfg.ratio))
         radius = max(1, int(round(d / 2 / b)))
         peaks = (z == ndimage.maximum_filter(z, size=2 * radius + 1, mode="nearest")) & (
-            z > cfg["threshold_sigma"]
+            z > cfg.threshold_sigma
         )
         if not peaks.any():
             continue
-        labels, _ = ndimage.label(z > cfg["grow_sigma"])
+        labels, _ = ndimage.label(z > cfg.grow_sigma)
         objects = ndimage.find_objects(labels)
         py, px = np.nonzero(peaks)
         for y, x in zip(py, px):
@@ -275,7 +265,7 @@ def _inside(point: tuple[float, float], bbox: tuple[float, float, float, float])
 
 
 def detect(
-    frames: np.ndarray | Sequence[np.ndarray], config: Mapping[str, Any] | None = None
+    frames: np.ndarray | Sequence[np.ndarray], config: AutopromptSettings | Mapping[str, Any] | None = None
 ) -> list[Detection]:
     """Find particles on one frame, or on the mean of a few consecutive frames.
 
@@ -283,7 +273,7 @@ def detect(
     ----------
     frames : ndarray or sequence of ndarray
         (H, W) frame, or (N, H, W) / list of frames averaged before detecting.
-    config : mapping, optional
+    config : AutopromptSettings or mapping, optional
         ``autoprompt`` settings (defaults: ``configs/serve.yaml``).
 
     Returns
@@ -305,16 +295,16 @@ def detect(
             continue  # a fragment, or the same particle at another scale
         accepted.append(c)
     found: list[Detection] = []
-    e, pad = cfg["edge_px"], cfg["pad_px"]
+    e, pad = cfg.edge_px, cfg.pad_px
     maps: dict[float, tuple[np.ndarray, int]] = {}
     for c in accepted:
-        if not cfg["min_area_px"] <= c["area"] <= cfg["max_area_px"]:
+        if not cfg.min_area_px <= c["area"] <= cfg.max_area_px:
             continue
         x0, y0, x1, y1 = c["bbox"]
         cx, cy = c["centre"]
         if last is not None:  # averaged frames: move the box to where the particle is on the last one
             if c["diameter"] not in maps:
-                maps[c["diameter"]] = _scale_map(last, c["diameter"], float(cfg["ratio"]))
+                maps[c["diameter"]] = _scale_map(last, c["diameter"], float(cfg.ratio))
             dx, dy = _shift(*maps[c["diameter"]], c)
             x0, x1, cx = x0 + dx, x1 + dx, cx + dx
             y0, y1, cy = y0 + dy, y1 + dy, cy + dy
@@ -326,7 +316,7 @@ def detect(
         if box[2] - box[0] < 1 or box[3] - box[1] < 1:
             continue
         found.append(Detection(box, (float(cx), float(cy)), int(c["area"]), c["z"], c["diameter"]))
-    return found[: int(cfg["max_objects"])]
+    return found[: cfg.max_objects]
 
 
 def _shift(z: np.ndarray, b: int, cand: Mapping[str, Any]) -> tuple[float, float]:

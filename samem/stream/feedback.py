@@ -26,6 +26,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from samem.config import load
+from samem.stream.settings import FeedbackSettings
+
 
 def estimate_snr(frame: np.ndarray, labels: np.ndarray, ring_px: int = 3) -> float | None:
     """Per-pixel SNR of one frame from its label image.
@@ -71,16 +74,23 @@ class FeedbackAdvisor:
 
     Parameters
     ----------
-    config : mapping
-        ``feedback`` settings.
+    config : FeedbackSettings or mapping
+        ``feedback`` settings (a mapping: over the defaults).
     frame_shape : tuple of int
         (H, W), pixels.
     pixel_size_nm : float or None
         nm/px for stage shifts; None gives shifts in pixels only.
     """
 
-    def __init__(self, config: Mapping[str, Any], frame_shape: tuple[int, int], pixel_size_nm: float | None):
-        self.cfg = dict(config)
+    def __init__(
+        self,
+        config: FeedbackSettings | Mapping[str, Any],
+        frame_shape: tuple[int, int],
+        pixel_size_nm: float | None,
+    ):
+        if not isinstance(config, FeedbackSettings):
+            config = load(FeedbackSettings, [config], what="feedback setting")
+        self.cfg = config
         self.height, self.width = frame_shape
         self.pixel_size_nm = pixel_size_nm
         self._present: dict[Any, bool] = {}  # reported lost -> False
@@ -114,7 +124,7 @@ class FeedbackAdvisor:
             ``{"seq", "snr", "events": [...]}``.
         """
         events = []
-        need = max(1, int(self.cfg.get("lost_after_frames", 1)))
+        need = max(1, self.cfg.lost_after_frames)
         for pid, obj in objects.items():
             present = bool(obj.get("present"))
             was = self._present.get(pid)
@@ -147,16 +157,16 @@ class FeedbackAdvisor:
             self._last_recentre.pop(pid, None)
         snr = None
         if frame is not None and labels is not None:
-            snr = estimate_snr(frame, labels, self.cfg["snr_ring_px"])
+            snr = estimate_snr(frame, labels, self.cfg.snr_ring_px)
         return {"seq": seq, "snr": snr, "events": events}
 
     def _recentre(self, seq: int, pid, x: float, y: float) -> dict | None:
-        m = self.cfg["edge_margin_px"]
+        m = self.cfg.edge_margin_px
         near_edge = x < m or y < m or x > self.width - 1 - m or y > self.height - 1 - m
         if not near_edge:
             return None
         last = self._last_recentre.get(pid)
-        if last is not None and seq - last < self.cfg["recentre_cooldown_frames"]:
+        if last is not None and seq - last < self.cfg.recentre_cooldown_frames:
             return None
         self._last_recentre[pid] = seq
         dx_px, dy_px = x - (self.width - 1) / 2, y - (self.height - 1) / 2
@@ -189,13 +199,13 @@ class FeedbackAdvisor:
             Recent processing rate, frames/s.
         """
         new_drops = dropped_total - self._dropped_reported
-        if lag_frames < self.cfg["lag_warn_frames"] and new_drops <= 0:
+        if lag_frames < self.cfg.lag_warn_frames and new_drops <= 0:
             return None
-        if now_s - self._last_behind < self.cfg["behind_cooldown_s"]:
+        if now_s - self._last_behind < self.cfg.behind_cooldown_s:
             return None
         self._last_behind = now_s
         self._dropped_reported = dropped_total
-        suggested = None if not processing_fps else self.cfg["rate_margin"] * processing_fps
+        suggested = None if not processing_fps else self.cfg.rate_margin * processing_fps
         return {
             "kind": "falling_behind",
             "lag_frames": int(lag_frames),

@@ -152,7 +152,7 @@ class Session:
         self.feedback = FeedbackAdvisor(settings.feedback, self.frame_shape, pixel_size_nm)
         self._file_boxes = boxes
         self._auto = bool(auto_prompt)
-        self._auto_frames: deque[np.ndarray] = deque(maxlen=max(1, int(self.auto_cfg["frames"])))
+        self._auto_frames: deque[np.ndarray] = deque(maxlen=max(1, self.auto_cfg.frames))
         self._pending: dict[int, Box] = {}
         self._ended: set[int] = set()  # ids of tracks removed or reset: never reused in this series
         self._started = False
@@ -281,7 +281,7 @@ class Session:
             self.prompt({self._next_id + i: d.box for i, d in enumerate(found)})
             log.info("auto-prompt: %d particles", len(found))
             return
-        every = int(cfg["new_objects_every"])
+        every = cfg.new_objects_every
         if self._started and every > 0:
             # newcomers are looked for on the mean of the last `frames` frames, as the first
             # detection is (each box follows its particle to this frame)
@@ -292,9 +292,9 @@ class Session:
             tracked = {i: c for i, (c, _) in self._last.items() if c is not None}
             boxes = [b for _, b in self._last.values() if b is not None]
             new = autoprompt.new_detections(
-                autoprompt.detect(list(self._auto_frames), cfg), tracked, boxes, cfg["min_distance_px"]
+                autoprompt.detect(list(self._auto_frames), cfg), tracked, boxes, cfg.min_distance_px
             )
-            room = min(int(cfg["max_objects"]) - len(self.object_ids), self.room, self.max_per_prompt)
+            room = min(cfg.max_objects - len(self.object_ids), self.room, self.max_per_prompt)
             new = new[: max(room, 0)]
             if new:
                 self.prompt({self._next_id + i: d.box for i, d in enumerate(new)})
