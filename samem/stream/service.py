@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -33,7 +33,7 @@ from samem.stream.control import MAX_COMMAND_BYTES, Command, parse_command, repl
 from samem.stream.ingest import IngestThread, Queued
 from samem.stream.protocol import FrameMessage, IngestParser, Limits, SeriesEnd, SeriesStart, encode_json
 from samem.stream.session import Session, check_boxes_file_limits
-from samem.stream.settings import ModelSettings, ServeSettings
+from samem.stream.settings import IngestSettings, ModelSettings, ServeSettings
 from samem.stream.sockets import Publisher, SocketFactory
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def series_path(path: Path, index: int) -> Path:
     return path if index == 1 else path.with_name(f"{path.stem}-{index}{path.suffix}")
 
 
-def part_size_cap(ingest: Mapping[str, Any]) -> int:
+def part_size_cap(ingest: IngestSettings) -> int:
     """ZeroMQ's per-part limit (``MAXMSGSIZE``) on the ingest socket, bytes.
 
     ``hard_limit_factor`` x the largest legal part (header or frame payload): a part up to
@@ -67,8 +67,8 @@ def part_size_cap(ingest: Mapping[str, Any]) -> int:
     ZeroMQ drop the connection before the part is buffered. ZeroMQ has no cap on the number
     of parts: a message is buffered whole before it is delivered (docs/protocol.md).
     """
-    largest = max(int(ingest["max_frame_bytes"]), int(ingest["max_header_bytes"]))
-    return max(1, int(ingest["hard_limit_factor"] * largest))
+    largest = max(ingest.max_frame_bytes, ingest.max_header_bytes)
+    return max(1, ingest.hard_limit_factor * largest)
 
 
 class Service:

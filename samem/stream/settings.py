@@ -180,20 +180,21 @@ def is_loopback(address: str) -> bool:
 INSECURE_FLAG = "--insecure-remote-anyone-can-connect"
 
 
-def check_sockets(sockets: Mapping[str, Any]) -> None:
+def check_sockets(sockets: SocketSettings) -> None:
     """Refuse non-loopback binds unless ``allow_remote`` and CurveZMQ keys (or, explicitly,
     ``insecure_remote``, which is then logged at WARNING)."""
-    remote = [name for name in ("ingest", "publish", "control") if not is_loopback(sockets[name])]
-    if remote and not sockets["allow_remote"]:
+    remote = [name for name in ("ingest", "publish", "control") if not is_loopback(getattr(sockets, name))]
+    first = getattr(sockets, remote[0]) if remote else None
+    if remote and not sockets.allow_remote:
         raise SamemError(
-            f"{', '.join(remote)} would bind a non-loopback address ({sockets[remote[0]]}); "
+            f"{', '.join(remote)} would bind a non-loopback address ({first}); "
             "pass --allow-remote (sockets.allow_remote: true) and configure CurveZMQ keys"
         )
-    curve = sockets["curve"]
-    if remote and not curve["server_secret_key"]:
-        if not sockets["insecure_remote"]:
+    curve = sockets.curve
+    if remote and not curve.server_secret_key:
+        if not sockets.insecure_remote:
             raise SamemError(
-                f"{', '.join(remote)} would bind a non-loopback address ({sockets[remote[0]]}) without "
+                f"{', '.join(remote)} would bind a non-loopback address ({first}) without "
                 "CurveZMQ, so anyone who can reach it could send frames and commands; give keys "
                 "(--curve-secret-key FILE --curve-clients DIR, or sockets.curve in the settings) or, "
                 f"on a closed network only, {INSECURE_FLAG} (sockets.insecure_remote: true)"
@@ -204,13 +205,14 @@ def check_sockets(sockets: Mapping[str, Any]) -> None:
             ", ".join(remote),
             INSECURE_FLAG,
         )
-    if bool(curve["server_secret_key"]) != bool(curve["authorized_clients"]):
+    if bool(curve.server_secret_key) != bool(curve.authorized_clients):
         raise SamemError(
             "CurveZMQ needs both sockets.curve.server_secret_key and sockets.curve.authorized_clients"
         )
     for key in ("server_secret_key", "authorized_clients"):
-        if curve[key] and not Path(curve[key]).exists():
-            raise SamemError(f"sockets.curve.{key}: {curve[key]} does not exist")
+        path = getattr(curve, key)
+        if path and not Path(path).exists():
+            raise SamemError(f"sockets.curve.{key}: {path} does not exist")
 
 
 def load_settings(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import zmq
@@ -18,6 +17,7 @@ import zmq
 from samem.errors import SamemError
 from samem.stream.client import load_curve_keys
 from samem.stream.protocol import encode_pub
+from samem.stream.settings import SocketSettings
 from samem.stream.zap import CurveAuthenticator
 
 log = logging.getLogger(__name__)
@@ -28,21 +28,21 @@ class SocketFactory:
 
     Parameters
     ----------
-    sockets_cfg : mapping
+    sockets_cfg : SocketSettings
         ``sockets`` settings (``curve`` sub-section used here).
     context : zmq.Context, optional
         Context to create sockets in (default: a new one, terminated by :meth:`close`).
     """
 
-    def __init__(self, sockets_cfg: Mapping[str, Any], context: zmq.Context | None = None):
+    def __init__(self, sockets_cfg: SocketSettings, context: zmq.Context | None = None):
         self._own = context is None
         self.context = context or zmq.Context()
         self._auth = None
         self._keys = None
-        curve = sockets_cfg["curve"]
-        if curve["server_secret_key"]:
-            self._keys = load_curve_keys(curve["server_secret_key"], need_secret=True)
-            self._auth = CurveAuthenticator(self.context, curve["authorized_clients"])
+        curve = sockets_cfg.curve
+        if curve.server_secret_key:
+            self._keys = load_curve_keys(curve.server_secret_key, need_secret=True)
+            self._auth = CurveAuthenticator(self.context, curve.authorized_clients)
 
     @property
     def clients_refused(self) -> int | None:
