@@ -476,12 +476,9 @@ def _tracker_factory(model: str | None, threads: int, config: str | None = None,
     from samem.stream.service import model_tracker_factory
     from samem.stream.settings import load_settings
 
-    settings = load_settings(config, {"model.name": model})
-    settings["model"]["tracker"] = {
-        **(settings["model"]["tracker"] or {}),
-        "num_threads": threads,
-        **options,
-    }
+    base = load_settings(config, {"model.name": model})  # frozen settings: load again with the merge
+    tracker = {**(base["model"]["tracker"] or {}), "num_threads": threads, **options}
+    settings = load_settings(config, {"model.name": model, "model.tracker": tracker})
     factory, name = model_tracker_factory(settings["model"])
     return factory, name, settings
 

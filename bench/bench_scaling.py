@@ -22,7 +22,8 @@ The 1-minute load average before and after each case is recorded.
 
 Usage (the issue's targets are for 2 cores)::
 
-    .venv/bin/python bench/bench_scaling.py --threads 2 --compare dca7b61 --json bench/records/speed/scaling.json
+    .venv/bin/python bench/bench_scaling.py --threads 2 --compare dca7b61 \
+        --json bench/records/speed/scaling.json
     .venv/bin/python bench/bench_scaling.py --particles 4 32 --modes tracker --tracker cpu_bf16=true
     .venv/bin/python bench/bench_scaling.py --device cuda --threads 8   # on a GPU machine
 """
