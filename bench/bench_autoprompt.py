@@ -40,7 +40,6 @@ import h5py
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -175,11 +174,10 @@ def summarise(per_video: list[dict]) -> dict:
 
 
 def _overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[f"autoprompt.{key.strip()}"] = yaml.safe_load(value)
-    return out
+    """``--set KEY=VALUE`` items as ``autoprompt.KEY`` overrides (samem's one override parser)."""
+    from samem.config import parse_overrides
+
+    return {f"autoprompt.{k}": v for k, v in parse_overrides(items, "--set", "threshold_sigma=5").items()}
 
 
 def main(argv: list[str] | None = None) -> int:
