@@ -121,7 +121,12 @@ def test_view_in_chromium_frames_contours_and_box_prompt(tmp_path):
             page.wait_for_function(
                 "window.samemView.framesDrawn >= 3 && window.samemView.contoursDrawn >= 1", timeout=90000
             )
-            page.wait_for_function("window.samemView.lastState && window.samemView.lastState.status.series")
+            # the state message is periodic: it may trail the frames drawn (seen under load)
+            page.wait_for_function(
+                "window.samemView.lastState && window.samemView.lastState.status.series"
+                " && window.samemView.lastState.status.frames_processed >= 1",
+                timeout=30000,
+            )
             state = page.evaluate("window.samemView.lastState")
             assert state["status"]["frames_processed"] >= 1
             assert state["recording_available"] and not state["status"]["recording_paused"]
