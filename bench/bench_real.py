@@ -474,12 +474,11 @@ def _tracker_factory(model: str | None, threads: int, config: str | None = None,
     """Fresh trackers built as ``samem analyze`` builds them (serve settings, or ``config`` over
     them as ``--config`` does, + ``options``)."""
     from samem.stream.service import model_tracker_factory
-    from samem.stream.settings import load_settings
+    from samem.stream.settings import load_settings, with_tracker_options
 
-    base = load_settings(config, {"model.name": model})  # frozen settings: load again with the merge
-    tracker = {**(base["model"]["tracker"] or {}), "num_threads": threads, **options}
-    settings = load_settings(config, {"model.name": model, "model.tracker": tracker})
-    factory, name = model_tracker_factory(settings["model"])
+    settings = load_settings(config, {"model.name": model})
+    settings = with_tracker_options(settings, {"num_threads": threads, **options})
+    factory, name = model_tracker_factory(settings.model)
     return factory, name, settings
 
 

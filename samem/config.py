@@ -14,6 +14,7 @@ kind is named, on one line, in one :class:`SamemError`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import types
@@ -176,6 +177,7 @@ class Settings(Mapping):
         return dataclasses.replace(self, **changes)
 
 
+@functools.cache
 def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 

@@ -74,19 +74,29 @@ def truth_boxes(truth_path: str | Path) -> dict[int, tuple[float, float, float, 
     return {int(i): (float(b[0]), float(b[1]), float(b[2]) + 1, float(b[3]) + 1) for i, b in zip(ids, boxes)}
 
 
-def _d_rel_err(truth_tracks: pd.DataFrame, tracked: pd.DataFrame, px: float, dt: float) -> tuple[float, dict]:
+def _fit_d(df: pd.DataFrame, px: float, dt: float) -> dict[int, float]:
+    """D (nm²/s) per particle of a trajectory table, by the statistics' own MSD fit."""
     from samem.stats import compute_statistics
 
-    def fit(df):
-        if df.empty:
-            return {}
-        columns = ["frame", "particle", "x", "y"] + (["edge"] if "edge" in df else [])
-        stats = compute_statistics(df[columns], px, dt)  # edge rows: the stats default decides
-        p = stats.particles
-        return dict(zip(p["particle"].astype(int), p["D_nm2_s"].astype(float)))
+    if df.empty:
+        return {}
+    columns = ["frame", "particle", "x", "y"] + (["edge"] if "edge" in df else [])
+    stats = compute_statistics(df[columns], px, dt)  # edge rows: the stats default decides
+    p = stats.particles
+    return dict(zip(p["particle"].astype(int), p["D_nm2_s"].astype(float)))
 
-    d_true = fit(truth_tracks)
-    d_trk = fit(tracked)
+
+def _d_rel_err(
+    truth_tracks: pd.DataFrame,
+    tracked: pd.DataFrame,
+    px: float,
+    dt: float,
+    d_tracked: dict[int, float] | None = None,
+) -> tuple[float, dict]:
+    """Mean and per-particle |D_tracked - D_true| / D_true (``d_tracked``: the tracked D if
+    already fitted)."""
+    d_true = _fit_d(truth_tracks, px, dt)
+    d_trk = _fit_d(tracked, px, dt) if d_tracked is None else d_tracked
     per = {}
     for pid, d0 in d_true.items():
         d1 = d_trk.get(pid, math.nan)
@@ -141,11 +151,12 @@ def score(
     err_per = err.groupby(level="particle").mean() if len(err) else pd.Series(dtype=float)
     radius = 0.5 * float(np.median([max(b[2] - b[0], b[3] - b[1]) for b in boxes.values()]))
     ident = identity_metrics(truth_tracks, present, max_dist_px=max(radius, 2.0))
-    d_err, d_per = _d_rel_err(truth_tracks, present, truth.pixel_size_nm, truth.frame_interval_s)
+    px, dt = truth.pixel_size_nm, truth.frame_interval_s
+    d_tracked = _fit_d(present, px, dt)
+    d_err, d_per = _d_rel_err(truth_tracks, present, px, dt, d_tracked)
     shown = present[["frame", "particle"]].drop_duplicates()
     truth_shown = truth_tracks.merge(shown, on=["frame", "particle"], how="inner")
-    d_same, d_same_per = _d_rel_err(truth_shown, present, truth.pixel_size_nm, truth.frame_interval_s)
-    px = truth.pixel_size_nm
+    d_same, d_same_per = _d_rel_err(truth_shown, present, px, dt, d_tracked)
     n_frames = len(per_frame) + 1
     return {
         "iou_mean": float(np.mean(all_j)) if all_j else math.nan,
