@@ -9,12 +9,18 @@ tracker's :class:`samem.track.TrackerOptions` follows the same rules). :func:`lo
 from its defaults, YAML mappings and dotted overrides; :func:`parse_overrides` is the one
 parser of command-line ``name=value`` items. Every unknown key and every value of the wrong
 kind is named, on one line, in one :class:`SamemError`.
+
+The synthetic-video parameters (:class:`samem.synthetic.SynthParams`, plain dataclasses with
+dataclass groups) load the same way, with two options made for them: ``cast=True``
+(:func:`convert`: numbers stored as the annotated type, ``[lo, hi]`` lists as tuples) and
+files that inherit a parent file (:func:`load_yaml_layers`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import os
 import re
 import types
@@ -84,6 +90,53 @@ def shipped_names(package: str = "samem.configs", suffix: str = ".yaml") -> list
     """Names of the shipped YAML files in a data package (without suffix), sorted."""
     root = data_dir(package)
     return sorted(str(p.relative_to(root))[: -len(suffix)] for p in root.rglob(f"*{suffix}"))
+
+
+def load_yaml_layers(
+    name_or_path: str | Path,
+    package: str = "samem.configs",
+    *,
+    parent_key: str = "base",
+    not_inherited: Iterable[str] = (),
+    what: str = "config",
+) -> list[dict[str, Any]]:
+    """A YAML file that may inherit a parent file, and its ancestors: the layers for :func:`load`,
+    the farthest ancestor first and the file itself last.
+
+    A file names its parent with ``parent_key`` (``base: medium``): a file next to it, else a
+    path or a shipped name of ``package`` (:func:`resolve`); the parent may name its own. No
+    layer keeps ``parent_key``; the keys ``not_inherited`` (those that describe a file itself,
+    e.g. its ``name``) are dropped from the ancestors' layers. :func:`load` then merges the
+    layers: each section key by key, any other value replaced by the later file's.
+
+    Raises
+    ------
+    SamemError
+        A file not found (naming the shipped files of ``package``), not valid YAML, or
+        files that inherit each other in a loop (naming them in order).
+    """
+    not_inherited = tuple(not_inherited)
+    layers: list[dict[str, Any]] = []
+    seen: tuple[str, ...] = ()
+    current: str | Path = name_or_path
+    while True:
+        try:
+            path = resolve(current, package).resolve()
+        except SamemError as exc:
+            raise SamemError(f"{exc}; shipped {what}s: {', '.join(shipped_names(package))}") from None
+        if str(path) in seen:
+            raise SamemError(f"{what} inheritance loops: {' -> '.join(seen + (str(path),))}")
+        seen += (str(path),)
+        data = load_yaml(path)
+        parent = data.pop(parent_key, None)
+        if layers:  # an ancestor
+            for key in not_inherited:
+                data.pop(key, None)
+        layers.append(data)
+        if parent is None:
+            return layers[::-1]
+        sibling = path.parent / str(parent)
+        current = sibling if sibling.is_file() else parent
 
 
 # ---------------------------------------------------------------------------- typed settings
@@ -182,6 +235,11 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Settings):
         return value.to_dict()
@@ -192,21 +250,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _is_settings(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, Settings)
+def _is_section(tp: Any) -> bool:
+    """A field holding a nested section: a :class:`Settings` subclass or any other dataclass."""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
 def merge(cls: type, base: Mapping[str, Any], update: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``update`` over ``base`` (both nested like ``cls``): sections merge key by key, a
-    section given as ``null`` leaves it as it is, any other value replaces. Unknown keys are
-    kept for :func:`build` to name."""
+    """``update`` over ``base`` (both nested like ``cls``): sections (fields annotated with a
+    dataclass) merge key by key, a section given as ``null`` leaves it as it is, any other value
+    replaces. Unknown keys are kept for :func:`build` to name."""
     out = dict(base)
     if not update:
         return out
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for key, value in update.items():
         tp = hints.get(key)
-        if _is_settings(tp) and key in hints:
+        if _is_section(tp) and key in hints:
             if value is None:
                 continue
             old = out.get(key)
@@ -217,9 +276,18 @@ def merge(cls: type, base: Mapping[str, Any], update: Mapping[str, Any] | None) 
     return out
 
 
-def build(cls: type, values: Mapping[str, Any], what: str, *, context: str = "", non_negative: bool = False):
+def build(
+    cls: type,
+    values: Mapping[str, Any],
+    what: str,
+    *,
+    context: str = "",
+    non_negative: bool = False,
+    cast: bool = False,
+):
     """An instance of the settings dataclass ``cls`` from nested ``values`` (missing keys take
-    the field defaults), each value checked against its field's annotation.
+    the field defaults), each value checked against its field's annotation. Fields annotated
+    with a dataclass are sections, built the same way from a nested mapping.
 
     Parameters
     ----------
@@ -229,6 +297,8 @@ def build(cls: type, values: Mapping[str, Any], what: str, *, context: str = "",
         Prefix of every message (``"training config tiny: "``).
     non_negative
         Numbers must not be negative.
+    cast
+        Store numbers as the annotated type (see :func:`convert`).
 
     Raises
     ------
@@ -237,14 +307,14 @@ def build(cls: type, values: Mapping[str, Any], what: str, *, context: str = "",
         or the first value the dataclass's own checks refuse.
     """
     problems: list[str] = []
-    out = _build(cls, values, "", what, non_negative, problems)
+    out = _build(cls, values, "", what, non_negative, cast, problems)
     if problems:
         raise SamemError(context + "; ".join(problems))
     return out
 
 
-def _build(cls, values, where, what, non_negative, problems):
-    hints = typing.get_type_hints(cls)
+def _build(cls, values, where, what, non_negative, cast, problems):
+    hints = _hints(cls)
     known = _field_names(cls)
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
@@ -253,15 +323,15 @@ def _build(cls, values, where, what, non_negative, problems):
             problems.append(f"unknown {what} {path!r} (known here: {', '.join(known)})")
             continue
         tp = hints[key]
-        if _is_settings(tp):
+        if _is_section(tp):
             if value is None:
                 continue
             if not isinstance(value, Mapping):
                 problems.append(f"{what} {path!r} must be a mapping, got {value!r}")
                 continue
-            kwargs[key] = _build(tp, value, path, what, non_negative, problems)
+            kwargs[key] = _build(tp, value, path, what, non_negative, cast, problems)
             continue
-        ok, converted, kind = convert(tp, value)
+        ok, converted, kind = convert(tp, value, cast=cast)
         if not ok:
             problems.append(f"{what} {path!r} must be {kind}, got {value!r}")
         elif non_negative and _number(converted) and converted < 0:
@@ -277,10 +347,24 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def convert(tp: Any, value: Any) -> tuple[bool, Any, str]:
+def _real(value: Any) -> bool:
+    """A real number of any kind (``int``, ``float``, numpy scalars), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def convert(tp: Any, value: Any, *, cast: bool = False) -> tuple[bool, Any, str]:
     """``(ok, value as the field holds it, what the field wants)`` for a value of a field annotated
-    ``tp`` (``bool``, ``int``, ``float``, ``str``, ``X | None``, ``tuple[...]``, ``dict``, ``Any``):
-    ints are not floats' only stand-ins, bools are not numbers, lists become tuples."""
+    ``tp`` (``bool``, ``int``, ``float``, ``str``, ``X | None``, ``tuple[...]``, ``dict``,
+    ``dict[K, V]``, ``Any``): ints are not floats' only stand-ins, bools are not numbers, lists
+    become tuples, a ``dict[K, V]`` (``V`` not ``Any``) has its keys and values checked as ``K``
+    and ``V``.
+
+    With ``cast`` a number is stored as the annotated type, so that a value reads the same
+    whatever form it was written in (``50`` and ``50.0`` in YAML): any real number (numpy's too)
+    in a ``float`` field becomes a ``float``, a whole one (``8``, ``8.0``) in an ``int`` field an
+    ``int``, also inside tuples, ``dict[K, V]`` values and ``X | None``; a tuple field also takes
+    any other sequence (a numpy array). Bools and text are never numbers.
+    """
     if tp is Any:
         return True, value, "anything"
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -291,7 +375,7 @@ def convert(tp: Any, value: Any) -> tuple[bool, Any, str]:
         for arg in args:
             if arg is type(None):
                 continue
-            ok, converted, kind = convert(arg, value)
+            ok, converted, kind = convert(arg, value, cast=cast)
             if ok:
                 return True, converted, kind
             kinds.append(kind)
@@ -301,8 +385,13 @@ def convert(tp: Any, value: Any) -> tuple[bool, Any, str]:
     if tp is bool:
         return isinstance(value, bool), value, "true or false"
     if tp is int:
+        if cast and _real(value):
+            whole = isinstance(value, numbers.Integral) or float(value).is_integer()
+            return whole, int(value) if whole else value, "a whole number"
         return isinstance(value, int) and not isinstance(value, bool), value, "a whole number"
     if tp is float:
+        if cast and _real(value):
+            return True, float(value), "a number"
         return _number(value), value, "a number"
     if tp is str:
         if isinstance(value, os.PathLike):
@@ -311,20 +400,33 @@ def convert(tp: Any, value: Any) -> tuple[bool, Any, str]:
     if tp in (dict, Mapping) or origin in (dict, Mapping, abc.Mapping):
         if not isinstance(value, Mapping):
             return False, value, "a mapping"
-        return True, dict(value), "a mapping"
+        if len(args) != 2 or args[1] is Any:
+            return True, dict(value), "a mapping"
+        kind = f"a mapping of {_kind(args[0])} to {_kind(args[1])}"
+        out = {}
+        for k, v in value.items():
+            ok_key, key, _ = convert(args[0], k, cast=cast)
+            ok_value, v, _ = convert(args[1], v, cast=cast)
+            if not (ok_key and ok_value):
+                return False, value, kind
+            out[key] = v
+        return True, out, kind
     if origin is tuple:
         variable = len(args) == 2 and args[1] is Ellipsis
         item = args[0] if variable else None
         kind = f"a list of {_kind(item)}" if variable else f"a list of {len(args)} {_kind(args[0])}"
         if variable and item is str and isinstance(value, str):
             value = [value]  # a lone path where a list of paths is wanted
-        if not isinstance(value, list | tuple):
+        items = value
+        if cast and isinstance(value, abc.Iterable) and not isinstance(value, str | bytes | Mapping):
+            items = list(value)  # e.g. a numpy array
+        if not isinstance(items, list | tuple):
             return False, value, kind
-        if not variable and len(value) != len(args):
+        if not variable and len(items) != len(args):
             return False, value, kind
         converted = []
-        for i, v in enumerate(value):
-            ok, c, _ = convert(item if variable else args[i], v)
+        for i, v in enumerate(items):
+            ok, c, _ = convert(item if variable else args[i], v, cast=cast)
             if not ok:
                 return False, value, kind
             converted.append(c)
@@ -344,14 +446,17 @@ def load(
     *,
     context: str = "",
     non_negative: bool = False,
+    cast: bool = False,
 ):
     """The one loader: ``cls``'s defaults, then each mapping of ``layers`` (a shipped file, the
-    user's file: see :func:`load_yaml`), then dotted ``overrides`` (``{"ingest.policy": "block"}``,
-    e.g. from :func:`parse_overrides`; ``None`` values are skipped), checked by :func:`build`."""
+    user's file: see :func:`load_yaml` and :func:`load_yaml_layers`), then dotted ``overrides``
+    (``{"ingest.policy": "block"}``, e.g. from :func:`parse_overrides`; ``None`` values are
+    skipped, while a ``null`` in a layer sets it), merged by :func:`merge` and checked by
+    :func:`build` (``cast``: numbers stored as the annotated type, see :func:`convert`)."""
     raw: dict[str, Any] = {}
     for layer in layers:
         raw = merge(cls, raw, layer)
     for dotted, value in (overrides or {}).items():
         if value is not None:
             raw = merge(cls, raw, nest({dotted: value}))
-    return build(cls, raw, what, context=context, non_negative=non_negative)
+    return build(cls, raw, what, context=context, non_negative=non_negative, cast=cast)

@@ -69,6 +69,62 @@ def test_load_layers_overrides_and_one_line_errors():
         load(_Outer, [], {"rate": -1}, non_negative=True)
 
 
+@dataclasses.dataclass
+class _Group:  # a plain dataclass as a section
+    weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    pair: tuple[float, float] = (0.0, 1.0)
+    count: int | None = None
+
+
+@dataclasses.dataclass
+class _Top:
+    rate: float = 0.5
+    group: _Group = dataclasses.field(default_factory=_Group)
+
+
+def test_load_casts_numbers_into_plain_dataclass_sections():
+    import numpy as np
+
+    got = load(
+        _Top, [{"rate": 1, "group": {"weights": {"a": 2}, "pair": np.array([1, 2]), "count": 3.0}}], cast=True
+    )
+    assert got == _Top(1.0, _Group({"a": 2.0}, (1.0, 2.0), 3))
+    assert type(got.rate) is float and type(got.group.weights["a"]) is float and type(got.group.count) is int
+    assert load(_Top, [{"rate": 1}]).rate == 1 and type(load(_Top, [{"rate": 1}]).rate) is int  # no cast
+    with pytest.raises(SamemError) as err:
+        load(_Top, [{"rate": True, "group": {"weights": {"a": "x"}, "count": 2.5, "pairs": 1}}], cast=True)
+    msg = str(err.value)
+    for part in (
+        "'rate' must be a number, got True",
+        "'group.weights' must be a mapping of strings to numbers",
+        "'group.count' must be a whole number or null, got 2.5",
+        "unknown setting 'group.pairs'",
+    ):
+        assert part in msg
+
+
+def test_load_yaml_layers_follows_parents(tmp_path):
+    from samem.config import load_yaml_layers
+
+    (tmp_path / "a.yaml").write_text("name: a\nrate: 1\ngroup: {pair: [0, 2], count: 1}\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nname: b\ngroup: {count: 2}\n")
+    (tmp_path / "c.yaml").write_text("base: b.yaml\ngroup: {weights: {x: 1}}\n")
+    layers = load_yaml_layers(tmp_path / "c.yaml", not_inherited=("name",))
+    assert layers == [
+        {"rate": 1, "group": {"pair": [0, 2], "count": 1}},
+        {"group": {"count": 2}},
+        {"group": {"weights": {"x": 1}}},
+    ]
+    assert load(_Top, layers, cast=True) == _Top(1.0, _Group({"x": 1.0}, (0.0, 2.0), 2))
+    (tmp_path / "a.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(
+        SamemError, match=r"^thing inheritance loops: .*c.yaml -> .*b.yaml -> .*a.yaml -> .*c.yaml$"
+    ):
+        load_yaml_layers(tmp_path / "c.yaml", what="thing")
+    with pytest.raises(SamemError, match=r"not found.*; shipped things: (.*, )?serve, stats"):
+        load_yaml_layers(tmp_path / "nope.yaml", what="thing")
+
+
 def test_stats_defaults_are_the_shipped_file():
     assert load_config() == StatsConfig()
     assert load_config().to_dict() == load_yaml("stats")

@@ -76,12 +76,49 @@ def test_unknown_names_and_bad_types_are_user_errors(tmp_path):
         SynthParams.from_preset("medium", thickness=5)
     with pytest.raises(SamemError, match="unknown preset"):
         SynthParams.from_preset("ultra")
-    with pytest.raises(SamemError, match="bad value for frames"):
+    with pytest.raises(SamemError, match="synthetic parameter 'frames' must be a whole number, got 'many'"):
         SynthParams.from_preset("medium", frames="many")
     bad = tmp_path / "bad.yaml"
     bad.write_text("imaging: {thicknes_nm: 5}\n")
     with pytest.raises(SamemError, match="thicknes_nm"):
         SynthParams.from_recipe(bad)
+
+
+def test_recipe_with_overrides_goes_through_samem_config(tmp_path):
+    # base: thin, then flat, dotted and group overrides, in order; numbers stored as annotated
+    f = tmp_path / "mine.yaml"
+    f.write_text(
+        "base: thin\ndescription: mine\nframes: 5\nparticles: {n_particles: 3, shapes: {rod: 1}}\n"
+        "imaging: {dose_e_A2: 2}\n"
+    )
+    p = SynthParams.from_recipe(
+        f, size=128, thickness_nm=20, **{"motion.D_nm2_s": [10, 20]}, particles={"size_nm": [5, 8]}
+    )
+    assert (p.name, p.frames, p.size, p.snr_range) == ("mine", 5, 128, None)  # thin's own keys stay
+    assert p.particles.n_particles == 3 and p.particles.shapes == {"rod": 1.0}
+    assert p.particles.size_nm == (5.0, 8.0) and p.motion.D_nm2_s == (10.0, 20.0)
+    assert (p.imaging.dose_e_A2, p.imaging.thickness_nm, p.imaging.mfp_liquid_nm) == (2.0, 20.0, 600.0)
+    for value in (p.particles.shapes["rod"], p.imaging.dose_e_A2, p.imaging.thickness_nm, *p.motion.D_nm2_s):
+        assert type(value) is float
+    assert p.motion.models == SynthParams.from_preset("thin").motion.models  # inherited from medium
+    assert SynthParams.from_dict(p.to_dict()) == p
+    # every bad key and value named, on one line
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: medium\nimaging: {thicknes_nm: 5, dose_e_A2: lots}\nframez: 3\n")
+    with pytest.raises(SamemError) as err:
+        SynthParams.from_recipe(bad)
+    msg = str(err.value)
+    assert "\n" not in msg
+    for part in (
+        "unknown synthetic parameter 'imaging.thicknes_nm' (known here: thickness_nm,",
+        "synthetic parameter 'imaging.dose_e_A2' must be a number, got 'lots'",
+        "unknown synthetic parameter 'framez'",
+    ):
+        assert part in msg
+    with pytest.raises(SamemError, match="^unknown synthetic parameter 'thicknes_nm'$"):
+        SynthParams.from_recipe(f, thicknes_nm=5)
+    with pytest.raises(SamemError, match=r"'motion.D_nm2_s' must be a list of 2 numbers, got \[1, 2, 3\]"):
+        SynthParams.from_recipe(f, D_nm2_s=[1, 2, 3])
 
 
 def test_randomize_draws_stay_in_bounds():

@@ -8,6 +8,11 @@ sizes and coefficients). ``randomize`` (domain randomisation, used by
 
 Every field name is unique across groups, so overrides can be flat:
 ``SynthParams.from_preset("thin", frames=10, size=128, thickness_nm=20, n_particles=2)``.
+
+Recipes and overrides load through samem's one configuration mechanism,
+:func:`samem.config.load` (with ``cast``: ``50`` reads as ``50.0`` in a float field, ``[lo, hi]``
+as a tuple) and :func:`samem.config.load_yaml_layers` (``base:``); every unknown name and every
+value of the wrong kind is named in one :class:`SamemError`.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from samem.config import load_yaml, resolve, shipped_names
+from samem.config import load, load_yaml_layers, nest
 from samem.errors import SamemError
 
 SHAPES = ("sphere", "ellipse", "rod", "prism", "blob")
@@ -189,6 +195,10 @@ class ImagingParams:
 
 
 _GROUPS = {"particles": ParticleParams, "motion": MotionParams, "imaging": ImagingParams}
+#: recipe keys that are not parameters
+_NOT_PARAMS = ("base", "description")
+#: recipe keys a recipe does not inherit from its ``base``: they describe the recipe itself
+_OWN = ("name", "snr_range", "description")
 
 
 @dataclass
@@ -223,34 +233,29 @@ class SynthParams:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, data: dict[str, Any], /, **overrides) -> SynthParams:
+    def from_dict(cls, data: Mapping[str, Any], /, **overrides) -> SynthParams:
         """Build from a (recipe-style) mapping plus flat or nested overrides."""
-        merged = _merge(dict(data), _nest(overrides))
-        merged.pop("base", None)
-        merged.pop("description", None)
-        top = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(merged) - top)
-        if unknown:
-            raise SamemError(f"unknown synthetic parameter(s) {unknown}; known: {sorted(_FLAT)}")
-        kwargs = {}
-        for name, value in merged.items():
-            if name in _GROUPS:
-                if not isinstance(value, dict):
-                    raise SamemError(f"'{name}' must be a mapping of parameters, got {value!r}")
-                kwargs[name] = _build_group(_GROUPS[name], value)
-            else:
-                kwargs[name] = _coerce(cls, name, value)
-        return cls(**kwargs)
+        return cls._load([data], overrides)
 
     @classmethod
     def from_recipe(cls, name_or_path: str | Path, /, **overrides) -> SynthParams:
         """Load a shipped recipe by name (``thin``, ``train``, ...) or a YAML path.
 
-        ``base: <recipe>`` inside a recipe inherits that recipe first.
+        ``base: <recipe>`` inside a recipe inherits that recipe first (all of it but its
+        ``name``, ``snr_range`` and ``description``).
         """
-        data = _load_recipe(name_or_path, seen=())
-        data.setdefault("name", Path(str(name_or_path)).stem)
-        return cls.from_dict(data, **overrides)
+        layers = load_yaml_layers(
+            name_or_path, "samem.recipes", parent_key="base", not_inherited=_OWN, what="recipe"
+        )
+        layers[-1].setdefault("name", Path(str(name_or_path)).stem)
+        return cls._load(layers, overrides)
+
+    @classmethod
+    def _load(cls, layers: list[Mapping[str, Any]], overrides: Mapping[str, Any]) -> SynthParams:
+        """Recipe-style mappings, then each override in order, through :func:`samem.config.load`."""
+        layers = [{k: v for k, v in layer.items() if k not in _NOT_PARAMS} for layer in layers]
+        layers += [nest({_dotted(name, value): value}) for name, value in overrides.items()]
+        return load(cls, layers, what="synthetic parameter", cast=True)
 
     @classmethod
     def from_preset(cls, name: str, /, **overrides) -> SynthParams:
@@ -322,6 +327,7 @@ class SynthParams:
         for name in ("tracks_pixel_size_nm", "tracks_frame_interval_s"):
             value = getattr(m, name)
             _require(value is None or 0 < value < math.inf, f"{name} must be > 0 and finite, got {value}")
+        _require(m.tracks_file != "", "tracks_file must name a file, got ''")
         _require(
             m.tracks_place in TRACK_PLACES,
             f"tracks_place must be one of {', '.join(TRACK_PLACES)}, got {m.tracks_place!r}",
@@ -391,113 +397,20 @@ def field_group(name: str) -> str | None:
     return _FLAT[name]
 
 
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """Turn flat (``thickness_nm``) or dotted (``imaging.thickness_nm``) keys into nested groups."""
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        name = key.split(".")[-1]
-        if key in _GROUPS and isinstance(value, dict):
-            out.setdefault(key, {}).update(value)
-            continue
-        group = field_group(name)
-        if group is None:
-            out[name] = value
-        else:
-            out.setdefault(group, {})[name] = value
-    return out
+def _dotted(name: str, value: Any) -> str:
+    """The dotted path (``imaging.thickness_nm``) of an override named flat (``thickness_nm``) or
+    dotted (the field name picks the group); a group's name given a mapping stays as it is.
 
-
-def _merge(base: dict, over: dict) -> dict:
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict) and k in _GROUPS:
-            base[k] = _merge(dict(base[k]), v)
-        else:
-            base[k] = v
-    return base
-
-
-def _load_recipe(name_or_path, seen: tuple) -> dict[str, Any]:
-    """Read a recipe and, recursively, its ``base`` (a shipped name or a path relative to it)."""
-    try:
-        path = resolve(name_or_path, package="samem.recipes").resolve()
-    except SamemError as exc:
-        known = ", ".join(shipped_names("samem.recipes"))
-        raise SamemError(f"{exc}; shipped recipes: {known}") from None
-    if str(path) in seen:
-        raise SamemError(f"recipe inheritance loops: {' -> '.join(seen + (str(path),))}")
-    data = load_yaml(path)
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    sibling = path.parent / str(base)
-    parent = _load_recipe(sibling if sibling.is_file() else base, seen + (str(path),))
-    parent.pop("name", None)
-    parent.pop("snr_range", None)
-    parent.pop("description", None)
-    return _merge(parent, data)
-
-
-def _build_group(cls, values: dict[str, Any]):
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SamemError(f"unknown parameter(s) {unknown} in group; known: {sorted(known)}")
-    return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
-
-
-def _coerce(cls, name: str, value: Any) -> Any:
-    """Convert YAML/CLI values to the declared field type, with a clear error."""
-    default = {f.name: f for f in dataclasses.fields(cls)}[name]
-    sample = default.default if default.default is not dataclasses.MISSING else default.default_factory()
-    try:
-        if name in _OPTIONAL:
-            if value is None:
-                return None
-            if name == "snr_range":
-                return tuple(float(v) for v in value)
-            if name == "track_ids":
-                if isinstance(value, (str, bytes)) or not all(float(v).is_integer() for v in value):
-                    raise TypeError
-                return tuple(int(v) for v in value)
-            if name == "tracks_file":
-                if not isinstance(value, (str, Path)) or not str(value):
-                    raise TypeError
-                return str(value)
-            return _OPTIONAL[name](value)
-        if isinstance(sample, bool):
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if isinstance(sample, tuple):
-            vals = tuple(float(v) for v in value)
-            if len(vals) != len(sample):
-                raise TypeError
-            return vals
-        if isinstance(sample, dict):
-            if name == "randomize":
-                return dict(value)
-            return {str(k): float(v) for k, v in dict(value).items()}
-        if isinstance(sample, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise TypeError
-            return int(value)
-        if isinstance(sample, float):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise SamemError(f"bad value for {name}: {value!r} (expected like {sample!r})") from None
-
-
-#: fields that may be None (null in YAML), with the type of their other values
-_OPTIONAL = {
-    "snr_range": tuple,
-    "jpeg_quality": int,
-    "wait_max_s": float,
-    "tracks_file": str,
-    "tracks_pixel_size_nm": float,
-    "tracks_frame_interval_s": float,
-    "track_ids": tuple,
-}
+    Raises
+    ------
+    SamemError
+        A name that is no synthetic parameter.
+    """
+    if name in _GROUPS and isinstance(value, dict):
+        return name
+    last = name.split(".")[-1]
+    group = field_group(last)
+    return last if group is None else f"{group}.{last}"
 
 
 def _require(ok: bool, message: str) -> None:
