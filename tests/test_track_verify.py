@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from samem.errors import SamemError
+from samem.track import TrackerOptions
 from samem.track.verify import Motion, Verifier, contrast_map
 
 
@@ -99,6 +101,20 @@ def test_verifier_gate_grows_while_the_particle_is_unseen():
     assert later == pytest.approx(near * math.sqrt(10))
 
 
+def test_the_gate_stops_growing_after_verify_max_gap_frames():
+    capped = _verifier(max_gap=16)
+    capped.start([np.full((64, 64), 100.0, np.float32)], (32.0, 32.0), 0)
+    _, near = capped.motion.predict(1)
+    assert capped.motion.predict(9)[1] == pytest.approx(3 * near)
+    assert capped.motion.predict(16)[1] == capped.motion.predict(120)[1] == pytest.approx(4 * near)
+    # and a particle far away, inside only an unbounded gate (4 x 4 px x sqrt(2000) + 8), is not taken
+    rng = np.random.default_rng(8)
+    for v, reach in ((capped, None), (_verifier(), "found")):
+        v.start([_frame(rng, [(30, 30)], size=400)], (30.0, 30.0), 0)
+        got = [v.check([_frame(rng, [(330, 330)], size=400)], t, None, []).found for t in (2000, 2001)]
+        assert (got[-1] is not None) == (reach == "found")
+
+
 def test_a_user_correction_restarts_the_motion_origin_without_counting_a_step():
     rng = np.random.default_rng(6)
     v = _verifier()
@@ -109,3 +125,36 @@ def test_a_user_correction_restarts_the_motion_origin_without_counting_a_step():
     v.start([_frame(rng, [(120, 120)])], (120.0, 120.0), 4)  # the user moves it 110 px
     assert v.motion.last == (120.0, 120.0) and v.motion.count == steps
     assert v.motion.spread() == pytest.approx(spread)
+
+
+def test_the_first_frame_back_after_a_gap_needs_the_stricter_single_frame_floor():
+    rng = np.random.default_rng(7)
+    history = [_frame(rng, [(80, 80)]) for _ in range(4)]
+    now = _frame(rng, [(81, 80)], contrast=-6.0)  # fainter on the current frame
+    z_now = contrast_map(now, (81.0, 80.0), 32, 8.0, 1.0).at(81.0, 80.0, 4.0)
+    assert z_now > 1.0
+
+    def judged(gap):
+        v = _verifier(floor=(z_now - 1.0, 0.0), back=(z_now + 1.0, 0.0), z_min=0.0, fraction=0.0)
+        v.start(history[:1], (80.0, 80.0), 0)
+        for t in range(1, 5 - gap):  # confirmed up to frame 4 - gap, then nothing until frame 4
+            assert v.check(history[: t + 1], t, (80.0, 80.0), []).supported
+        return v.check(history[2:] + [now], 4, (81.0, 80.0), []).supported
+
+    assert judged(gap=1)  # the frame after a confirmed one: the everyday floor
+    assert not judged(gap=2)  # the first frame back after a gap: the return floor
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"verify_floor_z": -1}, "verify_floor_z -1 must be from 0 to 50"),
+        ({"verify_floor_fraction": 2}, "verify_floor_fraction 2 must be from 0 to 1"),
+        ({"verify_return_z": 60}, "verify_return_z 60 must be from 0 to 50"),
+        ({"verify_return_fraction": -0.1}, "verify_return_fraction -0.1 must be from 0 to 1"),
+        ({"verify_max_gap": 0}, "verify_max_gap 0 must be from 1 to 1000000 frames"),
+    ],
+)
+def test_single_frame_floors_are_validated(bad, message):
+    with pytest.raises(SamemError, match=message):
+        TrackerOptions(**bad)

@@ -108,6 +108,12 @@ class TrackerOptions:
         (sub-pixel) so that its own centroid lies on the reported position: placed where the
         particle's contrast says it is rather than where its noisy boundary does. Its shape is
         unchanged; SAM 2's memory and the ROI window still follow the model's own mask.
+    edge_centre
+        For a particle cut by one frame border, report the centre of the whole particle, not
+        of its visible part (:mod:`samem.track.edge`): the centroid is moved outward by the
+        offset a disc of the particle's typical area (median of its last whole masks) has
+        when the mask's area is the visible part. The position may lie outside the frame;
+        the ``edge`` flag of the trajectory table still marks such frames.
     mirror
         Also track every object on its left-right mirrored input (the same ROI window, or the
         same resized frame, flipped), with a second SAM 2 memory of its own: the two views'
@@ -181,6 +187,19 @@ class TrackerOptions:
         ... and at least this fraction of the particle's typical *z* on its verified frames.
     verify_peak_z, verify_peak_fraction
         The same two thresholds for a detector peak that prompts an unconfirmed object again.
+    verify_floor_z, verify_floor_fraction
+        The least *z* a position needs on the current frame alone, and the fraction of the
+        particle's typical *z* it needs there: the mean of the last frames still shows a fast
+        particle where it was, so a track lagging behind it (or jumped onto noise beside it)
+        passes ``verify_z`` unless the current frame is checked too.
+    verify_return_z, verify_return_fraction
+        The same two on the first frame after a gap (frames without a confirmed position):
+        the gate has grown with the gap, and noise somewhere inside a larger gate more often
+        looks like a faint particle.
+    verify_max_gap
+        Frames without a confirmed position after which the motion gate stops growing: a
+        particle lost for long is found again near where it was lost (or prompted by the
+        user), not on whatever noise the whole field holds.
     verify_average
         Frames (the current one and the previous ones) whose mean the detector filters.
     verify_frames
@@ -216,6 +235,7 @@ class TrackerOptions:
     matched_rate: float = 0.05
     matched_half: float = 0.45
     mask_to_centroid: bool = True
+    edge_centre: bool = True
     mirror: bool = False
     stack_frames: int = 1
     stack_memory: bool = False
@@ -234,6 +254,11 @@ class TrackerOptions:
     verify_peak_fraction: float = 0.5
     verify_average: int = 3
     verify_frames: int = 2
+    verify_floor_z: float = 1.5
+    verify_floor_fraction: float = 0.2
+    verify_return_z: float = 2.5
+    verify_return_fraction: float = 0.5
+    verify_max_gap: int = 16
     verify_step: float = 0.25
     low_percentile: float = 0.5
     high_percentile: float = 99.5
@@ -303,6 +328,16 @@ class TrackerOptions:
             raise SamemError(f"verify_peak_z {self.verify_peak_z} must be from 0 to 50")
         if not 0 <= self.verify_peak_fraction <= 1:
             raise SamemError(f"verify_peak_fraction {self.verify_peak_fraction} must be from 0 to 1")
+        if not 0 <= self.verify_floor_z <= 50:
+            raise SamemError(f"verify_floor_z {self.verify_floor_z} must be from 0 to 50")
+        if not 0 <= self.verify_floor_fraction <= 1:
+            raise SamemError(f"verify_floor_fraction {self.verify_floor_fraction} must be from 0 to 1")
+        if not 0 <= self.verify_return_z <= 50:
+            raise SamemError(f"verify_return_z {self.verify_return_z} must be from 0 to 50")
+        if not 0 <= self.verify_return_fraction <= 1:
+            raise SamemError(f"verify_return_fraction {self.verify_return_fraction} must be from 0 to 1")
+        if not 1 <= self.verify_max_gap <= 1_000_000:
+            raise SamemError(f"verify_max_gap {self.verify_max_gap} must be from 1 to 1000000 frames")
         if not 1 <= self.verify_average <= 16:
             raise SamemError(f"verify_average {self.verify_average} must be from 1 to 16")
         if not 1 <= self.verify_frames <= 64:

@@ -26,6 +26,7 @@ from scipy.special import expit, logit
 from samem.errors import SamemError
 from samem.track.centroid import local_contrast, weighted_centroid
 from samem.track.core import Features, encode_images, share_position_encoding, track_step
+from samem.track.edge import edge_centre
 from samem.track.matched import MatchedFilter
 from samem.track.memory import ObjectMemory
 from samem.track.options import TrackerOptions
@@ -157,6 +158,7 @@ class _Object:
     box_wh: tuple[float, float] = (0.0, 0.0)  # prompt box width, height (px)
     reprompt: np.ndarray | None = None  # box the detector asks to prompt on the next frame
     trusted: bool = False  # prompted by the user on this frame (not by the detector)
+    areas: collections.deque = field(default_factory=lambda: collections.deque(maxlen=WHOLE_AREAS))  # px²
 
     def clear_history(self) -> None:
         """Forget the past frames' masks, windows and template (absent, or prompted again)."""
@@ -358,6 +360,9 @@ class StreamingTracker:
             opts.verify_peak_z,
             opts.verify_peak_fraction,
             opts.verify_frames,
+            (opts.verify_floor_z, opts.verify_floor_fraction),
+            (opts.verify_return_z, opts.verify_return_fraction),
+            opts.verify_max_gap,
         )
 
     def _new_memory(self) -> ObjectMemory:
@@ -667,7 +672,22 @@ class StreamingTracker:
                 mask, bbox = refined, refined_geometry.bbox
                 if opts.centroid == "mask":
                     centroid = refined_geometry.centroid
+        if opts.edge_centre:
+            centroid = self._edge_centre(obj, mask, bbox, centroid, shape)
         return ObjectResult(mask, score, True, centroid, bbox, iou)
+
+    @staticmethod
+    def _edge_centre(obj: _Object, mask: np.ndarray, bbox, centroid, shape) -> tuple[float, float]:
+        """The centre reconstructed beyond the frame border (:mod:`samem.track.edge`); whole
+        masks feed the object's typical area."""
+        h, w = shape
+        x0, y0, x1, y1 = bbox
+        area = float(np.count_nonzero(mask[y0:y1, x0:x1]))
+        if x0 > 0 and y0 > 0 and x1 < w and y1 < h:
+            obj.areas.append(area)
+            return centroid
+        typical = float(np.median(obj.areas)) if len(obj.areas) >= MIN_WHOLE_AREAS else math.nan
+        return edge_centre(centroid, bbox, area, typical, shape)
 
     def _update_centre(self, obj: _Object, centroid: tuple[float, float], shape) -> None:
         now = (centroid[0] + 0.5, centroid[1] + 0.5)  # pixel indices -> continuous coordinates
@@ -679,6 +699,10 @@ class StreamingTracker:
         h, w = shape
         obj.centre = (min(max(now_pred[0], 0.0), w), min(max(now_pred[1], 0.0), h))
         obj.last = now
+
+
+#: whole (uncut) masks whose median area is an object's typical area, and the least number of them
+WHOLE_AREAS, MIN_WHOLE_AREAS = 15, 3
 
 
 def _keep_present(scores: torch.Tensor, ious: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ Motion (:class:`Motion`)
     uncertainty is the particle's own step spread, measured on its verified frames (a running
     per-axis step variance in px per frame over about its last 50 steps, started from a prior
     of ``verify_step`` x the prompt-box side), times ``sqrt(frames since the last verified
-    frame)``. The *gate* is
+    frame)``, the frames counted up to ``verify_max_gap`` (a particle lost for long is found
+    again near where it was lost, or by the user, never anywhere in the field). The *gate* is
     ``gate_sigmas`` such spreads plus the particle's radius.
 
 Detector (:func:`contrast_map`)
@@ -29,9 +30,14 @@ Decision (:meth:`Verifier.check`), per object and frame
       particle, and the *z* there reaches ``verify_z`` and ``verify_fraction`` of the
       particle's typical *z* (a running mean over its supported frames) on the mean of the
       last ``verify_average`` frames (a particle that stays within its size adds up over
-      them, noise does not), and :data:`Z_FLOOR` and :data:`FLOOR_FRACTION` of the typical
-      *z* on the current frame alone (a track that has just jumped onto noise beside the
-      particle). Supported frames update the motion model and are written to SAM 2's memory.
+      them, noise does not), and ``verify_floor_z`` and ``verify_floor_fraction`` of the
+      typical *z* on the current frame alone (a track that has just jumped onto noise beside
+      the particle, or that lags behind a particle which moved more than its radius: the
+      mean of the last frames still holds the particle where the track is); on the first
+      frame back after a gap, ``verify_return_z`` and ``verify_return_fraction`` there
+      instead (a gap has grown the gate, and the more ground the gate covers the likelier
+      noise inside it looks like a faint particle). Supported frames update the motion
+      model and are written to SAM 2's memory.
     - An unsupported frame is reported absent (a gap) and not written to memory (so one bad
       frame cannot poison the next ones); the ROI window waits at the prediction.
     - If the *z* map holds a peak of at least ``verify_peak_z`` (and ``verify_peak_fraction``
@@ -57,8 +63,6 @@ PRIOR_STEPS = 2.0
 FORGET = 0.98
 #: largest crop side (frame px) the detector looks at
 MAX_CROP_PX = 768
-#: least *z* of a position on its own frame, and the fraction of the typical *z* it needs
-Z_FLOOR, FLOOR_FRACTION = 1.5, 0.2
 
 
 @dataclass
@@ -69,9 +73,12 @@ class Motion:
     ----------
     prior_px
         Prior per-axis step spread (px per frame) before steps are measured.
+    max_gap
+        Frames after which the spread stops growing (``TrackerOptions.verify_max_gap``).
     """
 
     prior_px: float
+    max_gap: int = 1_000_000
     last: tuple[float, float] | None = None  # last verified position (x, y), px
     last_frame: int = 0
     # exponentially weighted (FORGET) sums over the verified steps:
@@ -101,7 +108,7 @@ class Motion:
         gap = max(1, frame - self.last_frame)
         vx, vy = self.velocity()
         x, y = self.last
-        return (x + vx * gap, y + vy * gap), self.spread() * math.sqrt(gap)
+        return (x + vx * gap, y + vy * gap), self.spread() * math.sqrt(min(gap, self.max_gap))
 
     def update(self, position: tuple[float, float], frame: int) -> None:
         """A verified position on ``frame`` (steps over gaps count per frame of the gap)."""
@@ -224,6 +231,12 @@ class Verifier:
     gate_sigmas, z_min, fraction, peak_z, peak_fraction, frames
         ``TrackerOptions.verify_sigmas``, ``verify_z``, ``verify_fraction``,
         ``verify_peak_z``, ``verify_peak_fraction``, ``verify_frames``.
+    floor, back
+        ``(verify_floor_z, verify_floor_fraction)`` and ``(verify_return_z,
+        verify_return_fraction)``: the current frame's least *z* and fraction of the typical
+        *z*, on every frame and on the first frame after a gap.
+    max_gap
+        ``TrackerOptions.verify_max_gap``.
     """
 
     def __init__(
@@ -236,11 +249,15 @@ class Verifier:
         peak_z: float,
         peak_fraction: float,
         frames: int,
+        floor: tuple[float, float] = (1.5, 0.2),
+        back: tuple[float, float] = (1.5, 0.2),
+        max_gap: int = 1_000_000,
     ):
         self.radius = float(radius)
+        self.floor, self.back = floor, back
         self.gate_sigmas, self.z_min, self.fraction, self.frames = gate_sigmas, z_min, fraction, frames
         self.peak_z, self.peak_fraction = peak_z, peak_fraction
-        self.motion = Motion(prior_step * 2 * radius)
+        self.motion = Motion(prior_step * 2 * radius, max_gap)
         self.sign = 1.0
         self.typical = math.nan  # running mean of z (mean of the last frames) at verified positions
         self.misses = 0  # consecutive frames with a peak to prompt on but no supported SAM 2 position
@@ -288,7 +305,8 @@ class Verifier:
             if supported and len(frames) > 1:  # and on this frame alone
                 one = contrast_map(frames[-1], position, 4 * self.radius, self.radius, self.sign)
                 z_one = -math.inf if one is None else one.at(*position, self.radius / 2)
-                supported = z_one >= max(Z_FLOOR, FLOOR_FRACTION * self._typical())
+                least, fraction = self.back if frame - self.motion.last_frame > 1 else self.floor
+                supported = z_one >= max(least, fraction * self._typical())
         if supported:
             self._accept(frames, position, frame, zmap)
             self.misses, self.last_peak = 0, None
