@@ -7,7 +7,7 @@ import pytest
 
 from samem.errors import SamemError
 from samem.track import TrackerOptions
-from samem.track.verify import Motion, Verifier, contrast_map
+from samem.track.verify import Motion, Verifier, contrast_map, noise_gain
 
 
 def _frame(rng, centres, radius=8.0, contrast=-12.0, noise=12.0, size=160):
@@ -60,6 +60,23 @@ def test_contrast_map_peaks_on_a_faint_particle_and_averaging_helps():
     assert avg.at(30, 30, 4) < 3  # background
     bright = contrast_map(frames[-1], (80, 80), 60, 8.0, -1.0)  # the wrong sign sees no particle
     assert bright.at(80, 80, 4) < 1
+
+
+def test_noise_at_the_border_of_the_field_is_not_stronger_than_inside():
+    """The reflected border makes the band-pass of noise ~1.3 x stronger at the frame edge;
+    noise_gain divides that out, so pure noise gives the same z spread at the edge as inside."""
+    rng = np.random.default_rng(9)
+    edge, inside, top = [], [], []
+    for _ in range(20):
+        zmap = contrast_map(rng.normal(100, 10, (600, 600)).astype(np.float32), (300, 590), 120, 14.0, 1.0)
+        h = zmap.z.shape[0]
+        edge.append(zmap.z[-2:].std())
+        inside.append(zmap.z[h // 2 - 1 : h // 2 + 1].std())
+        top.append(zmap.z[-3:].max() - zmap.z[h // 2 - 2 : h // 2 + 1].max())
+    assert np.mean(edge) == pytest.approx(np.mean(inside), rel=0.1)
+    assert abs(np.mean(top)) < 0.4  # the largest noise peaks are no higher at the edge
+    gain = noise_gain((60, 60), 1.4, 7.0)
+    assert gain[30, 30] == pytest.approx(1.0) and gain[0, 30] > 1.2 and gain[0, 0] > gain[0, 30]
 
 
 def test_verifier_confirms_the_particle_and_refuses_noise_and_neighbours():

@@ -49,6 +49,7 @@ Decision (:meth:`Verifier.check`), per object and frame
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -162,6 +163,38 @@ class ZMap:
         return (float(fx[i, j]), float(fy[i, j])), float(masked[i, j])
 
 
+def _folded(n: int, sigma: float) -> np.ndarray:
+    """``(n, n)``: column q is the response of cv2.GaussianBlur (reflected border) to an
+    impulse at q, so row p holds the weights the blurred pixel p gives every pixel."""
+    eye = np.eye(n, dtype=np.float32)
+    return cv2.GaussianBlur(eye, (0, 0), sigmaX=1e-6, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+
+
+@functools.lru_cache(maxsize=64)
+def noise_gain(shape: tuple[int, int], s_small: float, s_big: float) -> np.ndarray:
+    """Standard deviation of the band-pass (``blur(s_big) - blur(s_small)``, reflected
+    borders) of unit white noise, pixel by pixel, over its value far from the borders.
+
+    Near a border the reflection makes the filter average the same noise pixels twice, so
+    the band-pass of pure noise is up to ~1.3 x stronger there than inside: without this
+    correction, noise at the edge of the field looks like a particle far more often.
+    Exact for white noise; the filters are separable, so the variance map is a sum of
+    three outer products of 1-D sums.
+    """
+    h, w = shape
+    parts = []
+    for n in (h, w):
+        small, big = _folded(n, s_small), _folded(n, s_big)
+        parts.append(((small * small).sum(1), (big * big).sum(1), (small * big).sum(1)))
+    (ay, by, cy), (ax, bx, cx) = parts
+    var = np.outer(ay, ax) + np.outer(by, bx) - 2 * np.outer(cy, cx)
+    var = np.maximum(var, 1e-12)
+    inner = var[h // 2, w // 2]
+    gain = np.sqrt(var / inner).astype(np.float32)
+    gain.setflags(write=False)
+    return gain
+
+
 def contrast_map(frames, centre: tuple[float, float], half: float, radius: float, sign: float) -> ZMap | None:
     """The detector's *z* map around ``centre`` (module docstring).
 
@@ -200,9 +233,10 @@ def contrast_map(frames, centre: tuple[float, float], half: float, radius: float
         size = (max(4, round((x1 - x0) / scale)), max(4, round((y1 - y0) / scale)))
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     r = radius / scale
-    smooth = cv2.GaussianBlur(crop, (0, 0), max(0.8, r / 2), borderType=cv2.BORDER_REFLECT)
-    back = cv2.GaussianBlur(crop, (0, 0), 2.5 * r, borderType=cv2.BORDER_REFLECT)
-    band = sign * (back - smooth)
+    s_small, s_big = max(0.8, r / 2), 2.5 * r
+    smooth = cv2.GaussianBlur(crop, (0, 0), s_small, borderType=cv2.BORDER_REFLECT)
+    back = cv2.GaussianBlur(crop, (0, 0), s_big, borderType=cv2.BORDER_REFLECT)
+    band = sign * (back - smooth) / noise_gain(crop.shape, s_small, s_big)
     noise = 1.4826 * float(np.median(np.abs(band - np.median(band))))
     z = band / noise if noise > 0 else np.zeros_like(band)
     sx, sy = (x1 - x0) / crop.shape[1], (y1 - y0) / crop.shape[0]
