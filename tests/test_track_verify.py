@@ -132,6 +132,28 @@ def test_the_gate_stops_growing_after_verify_max_gap_frames():
         assert (got[-1] is not None) == (reach == "found")
 
 
+def test_back_after_a_long_gap_a_position_must_hold_for_rejoin_frames():
+    rng = np.random.default_rng(10)
+    v = _verifier(max_gap=4, rejoin=3)
+    v.start([_frame(rng, [(60, 60)])], (60.0, 60.0), 0)
+    for t in range(1, 6):  # SAM 2 reports nothing for 5 frames: a long gap
+        v.check([_frame(rng, [(60, 60)])], t, None, [])
+    got = [v.check([_frame(rng, [(62, 61)])], t, (62.0, 61.0), []) for t in (6, 7, 8)]
+    assert [g.supported for g in got] == [False, False, True]
+    assert got[0].centre == (62.0, 61.0)  # the window follows the candidate meanwhile
+    # a one-frame find that does not hold restarts the count; a short gap needs no wait
+    w = _verifier(max_gap=4, rejoin=3)
+    w.start([_frame(rng, [(60, 60)])], (60.0, 60.0), 0)
+    assert not w.check([_frame(rng, [(60, 60)])], 6, (60.0, 60.0), []).supported
+    assert not w.check([_frame(rng, [(60, 60)])], 7, None, []).supported
+    assert [w.check([_frame(rng, [(60, 60)])], t, (60.0, 60.0), []).supported for t in (8, 9, 10)] == [
+        False,
+        False,
+        True,
+    ]
+    assert w.check([_frame(rng, [(60, 60)])], 11, (60.0, 60.0), []).supported
+
+
 def test_a_user_correction_restarts_the_motion_origin_without_counting_a_step():
     rng = np.random.default_rng(6)
     v = _verifier()
@@ -170,6 +192,7 @@ def test_the_first_frame_back_after_a_gap_needs_the_stricter_single_frame_floor(
         ({"verify_return_z": 60}, "verify_return_z 60 must be from 0 to 50"),
         ({"verify_return_fraction": -0.1}, "verify_return_fraction -0.1 must be from 0 to 1"),
         ({"verify_max_gap": 0}, "verify_max_gap 0 must be from 1 to 1000000 frames"),
+        ({"verify_rejoin_frames": 0}, "verify_rejoin_frames 0 must be from 1 to 64"),
     ],
 )
 def test_single_frame_floors_are_validated(bad, message):

@@ -200,6 +200,9 @@ class TrackerOptions:
         Frames without a confirmed position after which the motion gate stops growing: a
         particle lost for long is found again near where it was lost (or prompted by the
         user), not on whatever noise the whole field holds.
+    verify_rejoin_frames
+        After ``verify_max_gap`` frames or more without a confirmed position, a position is
+        reported only once confirmed on this many consecutive frames (1: at once).
     verify_average
         Frames (the current one and the previous ones) whose mean the detector filters.
     verify_frames
@@ -259,6 +262,7 @@ class TrackerOptions:
     verify_return_z: float = 2.5
     verify_return_fraction: float = 0.5
     verify_max_gap: int = 16
+    verify_rejoin_frames: int = 3
     verify_step: float = 0.25
     low_percentile: float = 0.5
     high_percentile: float = 99.5
@@ -338,6 +342,8 @@ class TrackerOptions:
             raise SamemError(f"verify_return_fraction {self.verify_return_fraction} must be from 0 to 1")
         if not 1 <= self.verify_max_gap <= 1_000_000:
             raise SamemError(f"verify_max_gap {self.verify_max_gap} must be from 1 to 1000000 frames")
+        if not 1 <= self.verify_rejoin_frames <= 64:
+            raise SamemError(f"verify_rejoin_frames {self.verify_rejoin_frames} must be from 1 to 64")
         if not 1 <= self.verify_average <= 16:
             raise SamemError(f"verify_average {self.verify_average} must be from 1 to 16")
         if not 1 <= self.verify_frames <= 64:

@@ -363,6 +363,7 @@ class StreamingTracker:
             (opts.verify_floor_z, opts.verify_floor_fraction),
             (opts.verify_return_z, opts.verify_return_fraction),
             opts.verify_max_gap,
+            opts.verify_rejoin_frames,
         )
 
     def _new_memory(self) -> ObjectMemory:

@@ -37,7 +37,11 @@ Decision (:meth:`Verifier.check`), per object and frame
       frame back after a gap, ``verify_return_z`` and ``verify_return_fraction`` there
       instead (a gap has grown the gate, and the more ground the gate covers the likelier
       noise inside it looks like a faint particle). Supported frames update the motion
-      model and are written to SAM 2's memory.
+      model and are written to SAM 2's memory. After ``verify_max_gap`` frames or more
+      without one, a position is reported only once it has been supported on
+      ``verify_rejoin_frames`` consecutive frames (each within one frame's gate of the
+      last): a particle found again truly stays found, noise near where it was lost rarely
+      holds for long; until then the ROI window follows the candidate.
     - An unsupported frame is reported absent (a gap) and not written to memory (so one bad
       frame cannot poison the next ones); the ROI window waits at the prediction.
     - If the *z* map holds a peak of at least ``verify_peak_z`` (and ``verify_peak_fraction``
@@ -269,8 +273,8 @@ class Verifier:
         ``(verify_floor_z, verify_floor_fraction)`` and ``(verify_return_z,
         verify_return_fraction)``: the current frame's least *z* and fraction of the typical
         *z*, on every frame and on the first frame after a gap.
-    max_gap
-        ``TrackerOptions.verify_max_gap``.
+    max_gap, rejoin
+        ``TrackerOptions.verify_max_gap``, ``verify_rejoin_frames``.
     """
 
     def __init__(
@@ -286,12 +290,16 @@ class Verifier:
         floor: tuple[float, float] = (1.5, 0.2),
         back: tuple[float, float] = (1.5, 0.2),
         max_gap: int = 1_000_000,
+        rejoin: int = 1,
     ):
         self.radius = float(radius)
         self.floor, self.back = floor, back
         self.gate_sigmas, self.z_min, self.fraction, self.frames = gate_sigmas, z_min, fraction, frames
         self.peak_z, self.peak_fraction = peak_z, peak_fraction
         self.motion = Motion(prior_step * 2 * radius, max_gap)
+        self.rejoin = rejoin
+        self.candidate: tuple[tuple[float, float], int] | None = None  # after a long gap: (x, y), frame
+        self.candidate_run = 0  # consecutive frames it was found on
         self.sign = 1.0
         self.typical = math.nan  # running mean of z (mean of the last frames) at verified positions
         self.misses = 0  # consecutive frames with a peak to prompt on but no supported SAM 2 position
@@ -341,9 +349,23 @@ class Verifier:
                 z_one = -math.inf if one is None else one.at(*position, self.radius / 2)
                 least, fraction = self.back if frame - self.motion.last_frame > 1 else self.floor
                 supported = z_one >= max(least, fraction * self._typical())
+        if supported and frame - self.motion.last_frame >= self.motion.max_gap and self.rejoin > 1:
+            # back after a long gap: reported only once found on `rejoin` consecutive frames
+            near = self.candidate is not None and self.candidate[1] == frame - 1
+            if near:
+                (cx, cy), _ = self.candidate
+                near = (
+                    math.hypot(position[0] - cx, position[1] - cy)
+                    <= self.gate_sigmas * self.motion.spread() + self.radius
+                )
+            self.candidate_run = self.candidate_run + 1 if near else 1
+            self.candidate = (position, frame)
+            if self.candidate_run < self.rejoin:
+                return Verdict(False, None, z_here, position)  # the window follows the candidate
         if supported:
             self._accept(frames, position, frame, zmap)
             self.misses, self.last_peak = 0, None
+            self.candidate, self.candidate_run = None, 0
             return Verdict(True, None, z_here, position)
         found = None
         if zmap is not None:
