@@ -144,3 +144,16 @@ def test_train_recipe_randomizes_into_valid_params():
         assert not p.randomize and 10 <= p.particles.size_nm[0] <= p.particles.size_nm[1] <= 150
         thick.add(round(p.imaging.thickness_nm))
     assert len(thick) > 15
+
+
+def test_real_matched_recipe_widens_the_train_recipe_where_the_real_tiles_lie():
+    """synthetic/train_real.yaml (issue 22; bench/bench_domain_stats.py): crowded frames, larger,
+    softer particles, a coarser noise grain; everything else as the train recipe."""
+    train = SynthParams.from_recipe("train", size=512).validate()
+    real = SynthParams.from_recipe("train_real", size=512).validate()
+    widened = {"n_particles", "size_nm", "blur_at_100nm_nm", "mtf_sigma_px", "illumination_gradient", "dose_e_A2"}
+    assert {k for k in train.randomize if train.randomize[k] != real.randomize[k]} == widened
+    rng = np.random.default_rng(2)
+    drawn = [sample(real, rng).validate() for _ in range(40)]
+    assert max(p.particles.n_particles for p in drawn) > 8  # beyond the train recipe's range
+    assert all(15 <= p.particles.size_nm[0] for p in drawn)
