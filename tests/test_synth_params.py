@@ -151,7 +151,14 @@ def test_real_matched_recipe_widens_the_train_recipe_where_the_real_tiles_lie():
     softer particles, a coarser noise grain; everything else as the train recipe."""
     train = SynthParams.from_recipe("train", size=512).validate()
     real = SynthParams.from_recipe("train_real", size=512).validate()
-    widened = {"n_particles", "size_nm", "blur_at_100nm_nm", "mtf_sigma_px", "illumination_gradient", "dose_e_A2"}
+    widened = {
+        "n_particles",
+        "size_nm",
+        "blur_at_100nm_nm",
+        "mtf_sigma_px",
+        "illumination_gradient",
+        "dose_e_A2",
+    }
     assert {k for k in train.randomize if train.randomize[k] != real.randomize[k]} == widened
     rng = np.random.default_rng(2)
     drawn = [sample(real, rng).validate() for _ in range(40)]
