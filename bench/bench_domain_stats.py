@@ -79,6 +79,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from samem.jsonsafe import jsonable
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = REPO.parent / "shared" / "realdata" / "microscopy-seg-track" / "train"
 #: components smaller than this (px) are specks, not particles (as bench_real.py)
@@ -529,20 +531,6 @@ def table(real: dict, synth: dict) -> str:
     return "\n".join(rows)
 
 
-def _clean(v):
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.bool_, bool)) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, (np.integer, int)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return float(f"{float(v):.5g}") if math.isfinite(v) else None
-    return str(v)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -595,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "clips": [{"name": name, **drawn} for name, _, _, drawn in clips],
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_clean(report), indent=1, allow_nan=False) + "\n")
+        args.json.write_text(json.dumps(jsonable(report), indent=1, allow_nan=False) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -180,7 +180,7 @@ def noise_gain(shape: tuple[int, int], s_small: float, s_big: float) -> np.ndarr
     borders) of unit white noise, pixel by pixel, over its value far from the borders.
 
     Near a border the reflection makes the filter average the same noise pixels twice, so
-    the band-pass of pure noise is up to ~1.3 x stronger there than inside: without this
+    the band-pass of pure noise is up to ~1.4 x stronger there than inside (more in corners): without this
     correction, noise at the edge of the field looks like a particle far more often.
     Exact for white noise; the filters are separable, so the variance map is a sum of
     three outer products of 1-D sums.
@@ -322,6 +322,10 @@ class Verifier:
         """The *z* (on the mean of the last frames) a position needs."""
         return max(self.z_min, self.fraction * self._typical())
 
+    def frame_gate(self) -> float:
+        """One frame's gate radius (px): how far the particle may go between two frames."""
+        return self.gate_sigmas * self.motion.spread() + self.radius
+
     def peak_threshold(self) -> float:
         """The *z* a detector peak needs to prompt the object again."""
         return max(self.peak_z, self.peak_fraction * self._typical())
@@ -354,10 +358,7 @@ class Verifier:
             near = self.candidate is not None and self.candidate[1] == frame - 1
             if near:
                 (cx, cy), _ = self.candidate
-                near = (
-                    math.hypot(position[0] - cx, position[1] - cy)
-                    <= self.gate_sigmas * self.motion.spread() + self.radius
-                )
+                near = math.hypot(position[0] - cx, position[1] - cy) <= self.frame_gate()
             self.candidate_run = self.candidate_run + 1 if near else 1
             self.candidate = (position, frame)
             if self.candidate_run < self.rejoin:
@@ -372,7 +373,7 @@ class Verifier:
             peak = zmap.peak(centre, gate, [(x, y, r + self.radius) for x, y, r in others])
             if peak is not None and peak[1] >= self.peak_threshold():
                 found = peak[0]
-        step = self.gate_sigmas * self.motion.spread() + self.radius  # one frame's gate
+        step = self.frame_gate()
         consistent = found is not None and (
             self.last_peak is None
             or math.hypot(found[0] - self.last_peak[0], found[1] - self.last_peak[1]) <= step
