@@ -19,7 +19,15 @@ uses seeds 2001 + 10 k (thin), 2002 + 10 k, 2003 + 10 k, also never used in trai
     python bench/bench_accuracy.py --seeds tuning --videos 2 --baseline none \
         --tracker smooth_frames=5 --out bench/results/tuning_smooth5
 
-The targets of the default model (issue 6) are printed beside the numbers.
+The targets of the default model (issue 21) are printed beside the numbers.
+
+Records of runs on disjoint seeds (``--skip``) are pooled into one table, as if one run had
+tracked all their videos (each video's metrics are kept in the records, so nothing is tracked
+again), e.g. the 24 held-out videos per preset of three 8-video runs:
+
+    python bench/bench_accuracy.py --pool bench/records/accuracy/accuracy_issue21_final.json \
+        bench/records/accuracy/accuracy_k8_15.json bench/records/accuracy/accuracy_fresh.json \
+        --out bench/results/pooled
 """
 
 from __future__ import annotations
@@ -169,6 +177,14 @@ def main() -> None:
         help="score the results.h5 an earlier run left in --out instead of tracking again (no frames/s)",
     )
     ap.add_argument(
+        "--pool",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="pool the per-video metrics of these accuracy.json records (same model, tracker options, "
+        "frames and size; disjoint seeds) instead of tracking",
+    )
+    ap.add_argument(
         "--videos-dir",
         default=VIDEOS,
         help="where the generated videos are kept (shared by runs, so sweeps generate each video once)",
@@ -177,6 +193,11 @@ def main() -> None:
     args.tracker_options = parse_options(args.tracker)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.pool:
+        payload = pool_records(args.pool)
+        (out / "accuracy.json").write_text(json.dumps(payload, indent=1, default=float))
+        print_table(payload, args.particles)
+        return
     seeds = functools.partial(held_out_seeds, tuning=args.seeds == "tuning", skip=args.skip)
     jobs = [(p, s) for p in args.presets for s in seeds(p, args.videos)]
     for preset, seed in jobs:  # generate first, so parallel workers never write the same file
@@ -211,10 +232,50 @@ def main() -> None:
         "results": results,
     }
     (out / "accuracy.json").write_text(json.dumps(payload, indent=1, default=float))
+    print_table(payload, args.particles)
+
+
+def pool_records(paths: list[Path]) -> dict:
+    """One record pooling the per-video metrics of several ``accuracy.json`` records.
+
+    The records must share model, tracker options, frames and size, and no video (preset,
+    seed) may appear twice: pooling is for disjoint seed sets, never for repeats.
+    """
+    records = [json.loads(Path(p).read_text()) for p in paths]
+    same = ("model", "tracker_options", "frames", "size", "seeds")
+    for p, r in zip(paths[1:], records[1:]):
+        for key in same:
+            if r.get(key) != records[0].get(key):
+                theirs, ours = r.get(key), records[0].get(key)
+                raise SystemExit(f"{p}: {key} {theirs!r} differs from {paths[0]}'s {ours!r}")
+    rows: dict[str, dict[str, list[dict]]] = {}
+    for r in records:
+        for preset, methods in r["results"].items():
+            for name, m in methods.items():
+                rows.setdefault(preset, {}).setdefault(name, []).extend(m["videos"])
+    for preset, methods in rows.items():
+        for name, videos in methods.items():
+            seeds = [v["seed"] for v in videos]
+            if len(set(seeds)) != len(seeds):
+                raise SystemExit(f"{preset} / {name}: a video appears in two records (seeds {sorted(seeds)})")
+    counts = {len(v) for methods in rows.values() for v in methods.values()}
+    return {
+        **{key: records[0].get(key) for key in same},
+        "videos_per_preset": max(counts),
+        "skip": sorted({r.get("skip", 0) for r in records}),
+        "machine": records[0].get("machine"),
+        "pooled_from": [str(p) for p in paths],
+        "results": {p: {name: pool(v) for name, v in methods.items()} for p, methods in rows.items()},
+    }
+
+
+def print_table(payload: dict, particles: int) -> None:
+    """The Markdown table of a record (:func:`main`'s or :func:`pool_records`'s)."""
+    results = payload["results"]
     print(
-        f"\nmodel {args.model} {args.tracker_options or ''}; {args.seeds} seeds;"
-        f" {args.size} px, {args.particles} particles, {args.frames} frames, "
-        f"{args.videos} videos per preset; {machine}\n"
+        f"\nmodel {payload['model']} {payload['tracker_options'] or ''}; {payload['seeds']} seeds;"
+        f" {payload['size']} px, {particles} particles, {payload['frames']} frames, "
+        f"{payload['videos_per_preset']} videos per preset; {payload['machine']}\n"
     )
     print(
         "| preset | method | mean IoU | J&F | centroid err (px) | ID switches | D tracked vs true "
@@ -225,6 +286,9 @@ def main() -> None:
         for name, m in methods.items():
             ious = ", ".join(f"{v['iou_mean']:.2f}" for v in m["videos"])
             missing = f" ({m['d_missing']} particles n/a)" if m.get("d_missing") else ""
+            count = len(m["videos"])
+            if count != payload["videos_per_preset"]:  # pooled records where a method ran on fewer
+                name = f"{name} ({count} videos)"
             print(
                 f"| {preset} | {name} | {m['iou_mean']:.3f} ({ious}) | {m['jf_mean']:.1f} | "
                 f"{m['centroid_err_px']:.2f} | {m['id_switches']} | {m['d_rel_err']:.1%}{missing}"
