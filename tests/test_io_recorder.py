@@ -56,7 +56,7 @@ def test_layout_and_stats(tmp_path):
         assert f.attrs["pixel_size_nm"] == 0.5 and f.attrs["frame_interval_s"] == 0.1
         assert f.attrs["source"] == "unit" and json.loads(f.attrs["config_json"]) == {"a": 1}
         np.testing.assert_array_equal(f["stats/D_nm2_s"][()], [1.0, 2.0])
-        assert pd.DataFrame(f["tracks"][()]).shape == (14, 10)  # plain h5py + pandas
+        assert pd.DataFrame(f["tracks"][()]).shape == (14, 11)  # plain h5py + pandas
 
 
 def test_without_frames_and_unknown_units(tmp_path):
@@ -182,13 +182,14 @@ def test_sigkill_keeps_everything_up_to_last_flush(tmp_path):
         _check_prefix(f, n)
 
 
-def test_track_rows_without_the_edge_column_are_recorded_as_not_cut(tmp_path):
-    """Tables written before the ``edge`` column existed are still accepted."""
+def test_track_rows_without_the_edge_and_sigma_columns_are_recorded(tmp_path):
+    """Tables written before the ``edge`` and ``sigma`` columns existed are still accepted."""
     path = tmp_path / "old.h5"
     rec = Recorder(path, (H, W), np.uint16, pixel_size_nm=0.5, frame_interval_s=0.1)
     labels, raw, tracks = _frame_data(0)
-    rec.append(0, 0.0, labels, tracks.drop(columns="edge"), raw)
+    rec.append(0, 0.0, labels, tracks.drop(columns=["edge", "sigma"]), raw)
     rec.close()
     with h5py.File(path, "r") as f:
         got = read_table(f["tracks"])
     assert list(got.columns) == list(TRACK_COLUMNS) and not got["edge"].any() and len(got) == 2
+    assert got["sigma"].isna().all()  # unknown, not zero

@@ -77,8 +77,10 @@ def test_builder_rows_gaps_and_units():
         "score",
         "present",
         "edge",
+        "sigma",
     ]
     assert df.attrs == {"pixel_size_nm": 0.8, "frame_interval_s": 0.04}
+    assert df["sigma"].isna().all()  # results without a localisation error estimate
     assert df["particle"].dtype == np.int64 and df["present"].dtype == bool
     lost = df[(df.frame == 1) & (df.particle == 1)].iloc[0]
     assert not lost.present and np.isnan(lost.x) and lost.area == 0 and lost.score == pytest.approx(0.1)
@@ -93,6 +95,49 @@ def test_builder_rows_gaps_and_units():
         b.add(3, {1: SimpleNamespace(present=True)})
     with pytest.raises(SamemError, match="pixel_size_nm"):
         TrajectoryBuilder(0, 1.0)
+
+
+def test_frame_rows_sigma_column_and_cut():
+    m = ellipse_mask((50, 60), (20.0, 25.0), (6.0, 6.0), 0.0)
+    precise = SimpleNamespace(**vars(result(m, 20.0, 25.0)), sigma=0.4)
+    vague = SimpleNamespace(**vars(result(m, 30.0, 25.0)), sigma=3.0)
+    unknown = result(m, 40.0, 25.0)  # no sigma attribute: NaN, and kept
+    gone = SimpleNamespace(**vars(result(m, 1.0, 1.0, present=False)), sigma=0.1)
+    results = {1: precise, 2: vague, 3: unknown, 4: gone}
+    rows, positions = frame_rows(5, results)
+    assert [r[-1] for r in rows[:2]] == [0.4, 3.0] and np.isnan(rows[2][-1])
+    assert np.isnan(rows[3][-1])  # an absent object has no error estimate
+    assert set(positions) == {1, 2, 3}
+    _, cut = frame_rows(5, results, max_sigma_px=1.0)
+    assert set(cut) == {1, 3}  # the vague position stays in the table, out of the statistics
+
+
+def test_statistics_leave_out_positions_less_precise_than_max_sigma_nm():
+    """Rows whose ``sigma`` (px) times the pixel size exceeds ``max_sigma_nm`` are left out of
+    the statistics; rows without an estimate, and every row by default, are kept."""
+    from samem.stats import compute_statistics
+
+    rng = np.random.default_rng(3)
+    n = 60
+    frames = np.arange(n)
+    rows = []
+    for pid, sig in ((1, 0.2), (2, 6.0), (3, np.nan)):
+        walk = np.cumsum(rng.normal(0, 1.0, (n, 2)), axis=0) + 100 * pid
+        rows.append(
+            pd.DataFrame({"frame": frames, "particle": pid, "x": walk[:, 0], "y": walk[:, 1], "sigma": sig})
+        )
+    df = pd.concat(rows, ignore_index=True)
+    df.attrs.update({"pixel_size_nm": 0.5, "frame_interval_s": 0.05})
+    everyone = set(compute_statistics(df).particles["particle"])
+    assert everyone == {1, 2, 3}
+    cut = compute_statistics(df, config={"max_sigma_nm": 1.0})  # 6 px x 0.5 nm/px = 3 nm > 1 nm
+    assert set(cut.particles["particle"]) == {1, 3}
+    same = compute_statistics(df[df.particle != 2]).particles
+    pd.testing.assert_frame_equal(cut.particles.reset_index(drop=True), same.reset_index(drop=True))
+    assert set(compute_statistics(df, config={"max_sigma_nm": 4.0}).particles["particle"]) == everyone
+    for bad in (0, -1.0, "big", float("nan")):
+        with pytest.raises(SamemError, match="max_sigma_nm"):
+            compute_statistics(df, config={"max_sigma_nm": bad})
 
 
 def test_to_physical():
@@ -208,7 +253,7 @@ def test_rows_cut_by_the_frame_border_are_flagged_and_can_be_left_out_of_statist
     at_border = np.zeros(shape, bool)
     at_border[20:30, :4] = True
     rows, kept = frame_rows(0, {2: result(at_border, 1.5, 24.5)})
-    assert rows[0][-1] and 2 in kept  # flagged; without exclude_edge live positions keep it
+    assert rows[0][-2] is True and 2 in kept  # flagged; without exclude_edge live positions keep it
     assert 2 not in frame_rows(0, {2: result(at_border, 1.5, 24.5)}, exclude_edge=True)[1]
     with pytest.raises(SamemError, match="exclude_edge"):
         compute_statistics(df, config={"exclude_edge": "yes"})

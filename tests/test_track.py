@@ -44,6 +44,8 @@ def test_public_names_and_result_fields(tiny, frames):
             x0, y0, x1, y1 = r.bbox
             assert r.mask[y0:y1, x0:x1].sum() == r.mask.sum() > 0
             assert x0 <= r.centroid[0] < x1 and y0 <= r.centroid[1] < y1
+        # a localisation error estimate exactly for the present objects the position check follows
+        assert (r.sigma > 0) == (r.present and tracker.options.verify)
     assert tracker.frame_index == 0 and tracker.object_ids == list(BOXES)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from samem.errors import SamemError
 from samem.track import TrackerOptions
-from samem.track.verify import Motion, Verifier, contrast_map, noise_gain
+from samem.track.verify import SIGMA_POWER, SIGMA_SCALE, Motion, Verifier, contrast_map, noise_gain
 
 
 def _frame(rng, centres, radius=8.0, contrast=-12.0, noise=12.0, size=160):
@@ -198,3 +198,19 @@ def test_the_first_frame_back_after_a_gap_needs_the_stricter_single_frame_floor(
 def test_single_frame_floors_are_validated(bad, message):
     with pytest.raises(SamemError, match=message):
         TrackerOptions(**bad)
+
+
+def test_sigma_follows_size_over_signal_to_noise():
+    """The localisation error estimate: unknown before the particle was seen, then
+    SCALE (radius / z) ** POWER: larger for a fainter particle of the same size."""
+    v = _verifier()
+    assert math.isnan(v.sigma())
+    rng = np.random.default_rng(5)
+    v.start([_frame(rng, [(80, 80)], contrast=-30.0)], (80.0, 80.0), 0)
+    z = v.typical
+    assert v.sigma() == pytest.approx(SIGMA_SCALE * (8.0 / z) ** SIGMA_POWER)
+    faint = _verifier()
+    faint.start([_frame(rng, [(80, 80)], contrast=-8.0)], (80.0, 80.0), 0)
+    assert 0 < faint.typical < z and faint.sigma() > v.sigma()
+    faint.typical = -1.0  # a contrast that turned: no estimate rather than a negative one
+    assert math.isnan(faint.sigma())

@@ -47,6 +47,7 @@ TRACK_COLUMNS: dict[str, Any] = {
     "score": np.float64,
     "present": np.bool_,
     "edge": np.bool_,
+    "sigma": np.float64,
 }
 
 _COMPRESSION = {
@@ -200,6 +201,8 @@ class Recorder:
         if len(tracks):
             if "edge" not in tracks.columns:  # optional: tables from before the column existed
                 tracks = tracks.assign(edge=False)
+            if "sigma" not in tracks.columns:
+                tracks = tracks.assign(sigma=np.nan)
             missing = set(TRACK_COLUMNS) - set(tracks.columns)
             if missing:
                 raise ValueError(f"track rows lack columns {sorted(missing)}")

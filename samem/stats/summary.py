@@ -89,6 +89,7 @@ class StatsConfig(Settings):
     max_lag: int = 100  # largest MSD lag, frames
     min_track_frames: int = 10  # particles spanning fewer frames get no individual fit
     exclude_edge: bool = False  # leave out rows whose mask touches the frame border
+    max_sigma_nm: float | None = None  # leave out rows whose estimated localisation error exceeds this
     fit: FitConfig = field(default_factory=FitConfig)
     vanhove: VanHoveConfig = field(default_factory=VanHoveConfig)
     vacf: VacfConfig = field(default_factory=VacfConfig)
@@ -98,6 +99,9 @@ class StatsConfig(Settings):
         check_max_lag(self.max_lag)
         if self.min_track_frames < 2:
             raise SamemError("min_track_frames must be at least 2")
+        cut = self.max_sigma_nm
+        if cut is not None and not (isinstance(cut, int | float) and math.isfinite(cut) and cut > 0):
+            raise SamemError(f"max_sigma_nm must be a positive number of nm or null, got {cut!r}")
 
 
 def load_config(config=None) -> StatsConfig:
@@ -395,12 +399,15 @@ def compute_statistics(
 
     With ``drift.subtract`` in the config the common drift is removed first
     (:func:`samem.stats.drift.subtract_drift`). Rows flagged ``edge`` (cut by the frame
-    border) are left out only with ``exclude_edge: true``.
+    border) are left out only with ``exclude_edge: true``; rows whose ``sigma`` (estimated
+    localisation error, px) exceeds ``max_sigma_nm`` only when that is set.
     """
     cfg = load_config(config)
     if cfg.exclude_edge and "edge" in traj.columns:
         traj = traj[~traj["edge"].to_numpy(dtype=bool)]
     scale = resolve_scale(getattr(traj, "attrs", None), None, None, pixel_size_nm, frame_interval_s)
+    if cfg.max_sigma_nm is not None and "sigma" in traj.columns:
+        traj = traj[~(traj["sigma"].to_numpy(dtype=float) * scale.length_per_px > cfg.max_sigma_nm)]
     drift = cfg.drift.subtract
     if drift:
         traj = subtract_drift(traj, smoothing=cfg.drift.smoothing)

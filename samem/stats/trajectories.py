@@ -18,6 +18,11 @@ Table convention (trackpy's, plus shape): one row per (frame, particle) with col
                         half its size; with the stats option ``exclude_edge`` statistics leave
                         such rows out (as trackpy's ``locate`` drops features near the edge);
                         the trajectory keeps them
+``sigma``               estimated localisation error of ``x`` and ``y`` (px, per coordinate) from
+                        the particle's size and signal-to-noise ratio
+                        (:meth:`samem.track.verify.Verifier.sigma`; docs/tracker.md, *Precision*);
+                        NaN when absent or unknown; with the stats option ``max_sigma_nm``
+                        statistics leave out rows whose error exceeds it
 ======================  ==========================================================================
 
 Absent objects: every object the tracker reports in a frame gets a row; when it reports
@@ -39,7 +44,9 @@ from samem.errors import SamemError
 from samem.stats.units import FRAME_INTERVAL_KEY, PIXEL_SIZE_KEY, positive
 
 #: columns of a trajectory table, in order
-COLUMNS = ["frame", "particle", "x", "y", "area", "orientation", "eccentricity", "score", "present", "edge"]
+COLUMNS = [
+    "frame", "particle", "x", "y", "area", "orientation", "eccentricity", "score", "present", "edge", "sigma"
+]
 
 
 def mask_shape(mask: np.ndarray, bbox=None) -> tuple[int, float, float]:
@@ -97,7 +104,9 @@ def touches_border(mask: np.ndarray) -> bool:
     return bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any())
 
 
-def frame_rows(frame: int, results: Mapping, exclude_edge: bool = False) -> tuple[list[tuple], dict]:
+def frame_rows(
+    frame: int, results: Mapping, exclude_edge: bool = False, max_sigma_px: float = math.inf
+) -> tuple[list[tuple], dict]:
     """Table rows (:data:`COLUMNS` order) and present positions of one frame of tracker results.
 
     Parameters
@@ -110,6 +119,9 @@ def frame_rows(frame: int, results: Mapping, exclude_edge: bool = False) -> tupl
     exclude_edge : bool
         Leave objects cut by the frame border out of ``positions`` (the stats option
         ``exclude_edge``); their rows are made either way.
+    max_sigma_px : float
+        Leave objects whose estimated localisation error (``sigma``, px) exceeds this out of
+        ``positions`` (the stats option ``max_sigma_nm`` in pixels); unknown errors (NaN) pass.
 
     Returns
     -------
@@ -117,7 +129,7 @@ def frame_rows(frame: int, results: Mapping, exclude_edge: bool = False) -> tupl
         One row per object; absent objects have NaN position and shape and area 0.
     positions : dict
         object id -> (x, y) px of the objects present (and, with ``exclude_edge``, clear of
-        the frame border): what :meth:`LiveStats.update` takes.
+        the frame border, and within ``max_sigma_px``): what :meth:`LiveStats.update` takes.
     """
     rows, positions = [], {}
     for pid, res in results.items():
@@ -129,16 +141,18 @@ def frame_rows(frame: int, results: Mapping, exclude_edge: bool = False) -> tupl
             x, y = float(cx), float(cy)
             present = math.isfinite(x) and math.isfinite(y)
         edge = False
+        sigma = math.nan
         if present:
             mask = _result_attr(res, "mask", pid)
             area, orient, ecc = mask_shape(mask, getattr(res, "bbox", None))
             edge = touches_border(mask)
-            if not (edge and exclude_edge):
+            sigma = float(getattr(res, "sigma", math.nan))
+            if not (edge and exclude_edge) and not sigma > max_sigma_px:
                 positions[pid] = (x, y)
         else:
             x = y = orient = ecc = math.nan
             area = 0
-        rows.append((int(frame), pid, x, y, area, orient, ecc, score, present, edge))
+        rows.append((int(frame), pid, x, y, area, orient, ecc, score, present, edge, sigma))
     return rows, positions
 
 
@@ -221,6 +235,7 @@ class TrajectoryBuilder:
                     "score": float,
                     "present": bool,
                     "edge": bool,
+                    "sigma": float,
                 }
             )
             if all(isinstance(r[1], (int, np.integer)) and not isinstance(r[1], bool) for r in self._rows):

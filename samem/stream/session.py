@@ -360,15 +360,19 @@ class Session:
     def _tables(self, seq: int, results: Mapping) -> tuple[list[tuple], list, dict, np.ndarray]:
         labels = np.zeros(self.frame_shape, np.uint16)
         ordered = {oid: results[oid] for oid in sorted(results)}
-        records, positions = frame_rows(seq, ordered, self.stats_cfg.exclude_edge)
+        cut = self.stats_cfg.max_sigma_nm  # nm per px is 1 when uncalibrated: the cut is then in px
+        max_sigma_px = math.inf if cut is None else cut / (self.pixel_size_nm if self.calibrated else 1.0)
+        records, positions = frame_rows(seq, ordered, self.stats_cfg.exclude_edge, max_sigma_px)
         objects = []
-        for _, oid, x, y, area, _, _, score, present, edge in records:
+        for _, oid, x, y, area, _, _, score, present, edge, sigma in records:
             if present:
                 r = results[oid]
                 x0, y0, x1, y1 = r.bbox
                 window = labels[y0:y1, x0:x1]
                 window[r.mask[y0:y1, x0:x1]] = oid
-            objects.append(dict(id=oid, x=x, y=y, area=int(area), score=score, present=present, edge=edge))
+            objects.append(
+                dict(id=oid, x=x, y=y, area=int(area), score=score, present=present, edge=edge, sigma=sigma)
+            )
         return records, objects, positions, labels
 
     # ------------------------------------------------------------------ reporting

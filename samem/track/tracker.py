@@ -87,6 +87,10 @@ class ObjectResult:
         ``(x0, y0, x1, y1)`` px with ``mask[y0:y1, x0:x1]`` holding the mask; ``None`` when absent.
     iou : float
         SAM 2's predicted IoU of the mask (mask quality estimate, 0–1).
+    sigma : float
+        Estimated localisation error of ``centroid`` (px, per coordinate) from the particle's
+        size and signal-to-noise ratio (:meth:`samem.track.verify.Verifier.sigma`); NaN when
+        absent or without :attr:`TrackerOptions.verify`.
     """
 
     mask: np.ndarray
@@ -95,6 +99,7 @@ class ObjectResult:
     centroid: tuple[float, float]
     bbox: tuple[int, int, int, int] | None
     iou: float
+    sigma: float = math.nan
 
 
 class _Raw(NamedTuple):
@@ -675,7 +680,8 @@ class StreamingTracker:
                     centroid = refined_geometry.centroid
         if opts.edge_centre:
             centroid = self._edge_centre(obj, mask, bbox, centroid, shape)
-        return ObjectResult(mask, score, True, centroid, bbox, iou)
+        sigma = obj.verifier.sigma() if obj.verifier is not None else math.nan
+        return ObjectResult(mask, score, True, centroid, bbox, iou, sigma)
 
     @staticmethod
     def _edge_centre(obj: _Object, mask: np.ndarray, bbox, centroid, shape) -> tuple[float, float]:

@@ -68,6 +68,10 @@ PRIOR_STEPS = 2.0
 FORGET = 0.98
 #: largest crop side (frame px) the detector looks at
 MAX_CROP_PX = 768
+#: :meth:`Verifier.sigma` = SIGMA_SCALE (radius / typical z) ** SIGMA_POWER (px): fitted by
+#: ``bench/bench_precision.py --fit`` to the per-particle errors on the 24 tuning videos
+SIGMA_SCALE = 0.566
+SIGMA_POWER = 1.352
 
 
 @dataclass
@@ -317,6 +321,20 @@ class Verifier:
 
     def _typical(self) -> float:
         return self.typical if math.isfinite(self.typical) else 0.0
+
+    def sigma(self) -> float:
+        """Estimated localisation error of the particle's reported positions (px, per coordinate).
+
+        ``SIGMA_SCALE × (radius / z) ** SIGMA_POWER`` with ``z`` the particle's typical *z*: a
+        centroid's error grows with the particle's size over its signal-to-noise ratio, and
+        faster than in proportion where noise blobs start to compete with a faint particle
+        (:data:`SIGMA_SCALE`, :data:`SIGMA_POWER` say how they were calibrated). NaN before
+        the typical *z* is known or when it is not positive.
+        """
+        z = self.typical
+        if not (math.isfinite(z) and z > 0):
+            return math.nan
+        return SIGMA_SCALE * (self.radius / z) ** SIGMA_POWER
 
     def threshold(self) -> float:
         """The *z* (on the mean of the last frames) a position needs."""

@@ -364,6 +364,7 @@ def recorder_frame_data(t: int):
             "score": [0.5, 0.25],
             "present": [True, t % 2 == 0],
             "edge": [False, t % 3 == 0],
+            "sigma": [0.5 + t, np.nan],
         }
     )
     return labels, raw, tracks
