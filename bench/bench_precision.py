@@ -214,7 +214,7 @@ def main() -> None:
         nargs=2,
         type=float,
         metavar=("SCALE", "POWER"),
-        help="constants the runs were tracked with (default: the current ones); sigma is redone with the current",
+        help="constants the runs were tracked with (default: the current ones); sigma is redone",
     )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
