@@ -29,7 +29,7 @@ def _scene(t):
         disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= 16
         frame[disc] = 40
         labels[disc] = pid
-        rows.append((t, pid, float(cx), float(cy), float(disc.sum()), 0.0, 0.0, 0.9, True, False))
+        rows.append((t, pid, float(cx), float(cy), float(disc.sum()), 0.0, 0.0, 0.9, True, False, 0.5))
     return frame, labels, pd.DataFrame(rows, columns=list(TRACK_COLUMNS))
 
 

@@ -50,7 +50,7 @@ def test_serve_replay_sigterm_and_sigkill(tmp_path, serve):
         assert ids == list(range(1, len(detect(video.frames[0])) + 1))
         # (the detector's recall is tested in test_stream_autoprompt.py; here: no phantom objects)
         assert 0 < len(ids) <= int(video.tracks[video.tracks.frame == 0]["inside"].sum())
-        keys = {"id", "x", "y", "area", "score", "present", "edge"}
+        keys = {"id", "x", "y", "area", "score", "present", "edge", "sigma"}
         assert all(set(o) == keys for p in frames for o in p["objects"])
         assert [p["seq"] for t, p in msgs if t == "stats" and not p["final"]] == [4]
         status = cli_command(ctx, ep["control"], {"cmd": "status"})
