@@ -48,6 +48,12 @@ def test_d_error_on_the_same_frames_separates_gaps_from_wrong_positions(truth_fi
     rng = np.random.default_rng(0)
     noisy = gappy.assign(x=gappy["x"] + rng.normal(0, 3.0, len(gappy)))
     assert score(truth_file, labels, noisy)["d_rel_err_same_frames"] > 0.05
+    # the tracker's sigma is scored against the true errors: 3 px noise per coordinate
+    both = noisy.assign(y=noisy["y"] + rng.normal(0, 3.0, len(noisy)))
+    honest = score(truth_file, labels, both.assign(sigma=3.0))
+    assert honest["sigma_ratio"] == pytest.approx(1.0, abs=0.25) and honest["sigma_within_95"] > 0.85
+    assert score(truth_file, labels, both.assign(sigma=0.5))["sigma_within_95"] < 0.3
+    assert np.isnan(score(truth_file, labels, both)["sigma_ratio"])  # a table without the column
 
 
 def test_degraded_prediction_scores_worse(truth_file):

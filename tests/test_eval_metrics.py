@@ -11,6 +11,7 @@ from samem.eval.metrics import (
     match_ids,
     presence_accuracy,
     present_when_gone,
+    sigma_calibration,
 )
 
 
@@ -158,3 +159,15 @@ def test_presence_accuracy_leaves_out_partly_visible_frames():
     p = pd.DataFrame({"frame": [1, 2, 3], "particle": 1, "x": [5.0, 4.0, 2.0], "y": 0.0, "present": True})
     m = presence_accuracy(t, p)  # frame 2: centre off the field, not scored; frame 3: gone, wrong
     assert m["partial"] == 1 and m["reported"] == 2 and m["wrong"] == 1 and m["coverage"] == 1.0
+
+
+def test_sigma_calibration_recognises_an_honest_estimate():
+    rng = np.random.default_rng(7)
+    sig = rng.uniform(0.5, 4.0, 20000)
+    err = np.hypot(rng.normal(0, sig), rng.normal(0, sig))
+    honest = sigma_calibration(err, sig)
+    assert honest["sigma_within_95"] == pytest.approx(0.95, abs=0.01)
+    assert honest["sigma_ratio"] == pytest.approx(1.0, abs=0.03)
+    bold = sigma_calibration(err, sig / 2)  # claims twice the precision it has
+    assert bold["sigma_within_95"] < 0.6 and bold["sigma_ratio"] == pytest.approx(2.0, abs=0.1)
+    assert np.isnan(sigma_calibration(err, np.full_like(err, np.nan))["sigma_ratio"])

@@ -30,6 +30,11 @@ mask metrics as in DAVIS semi-supervised evaluation):
 ``present_when_gone``
     fraction of the (frame, particle) pairs on which a particle is out of view (left the
     field) but reported present, i.e. followed onto something else; NaN if none leaves.
+``sigma_within_95``, ``sigma_ratio``
+    how honest the tracker's localisation error estimate (the ``sigma`` column) is on the
+    positions scored for ``centroid_err_px``: the share within 2.45 sigma (0.95 when honest)
+    and the median error over sigma in Gaussian units (1 when honest;
+    :func:`samem.eval.metrics.sigma_calibration`); NaN for tables without the column.
 ``d_rel_err``
     mean over particles of |D_tracked - D_true| / D_true, both from the same MSD fit
     (:func:`samem.stats.compute_statistics`) on the tracked and on the true trajectory.
@@ -58,6 +63,7 @@ from samem.eval.metrics import (
     iou,
     presence_accuracy,
     present_when_gone,
+    sigma_calibration,
 )
 from samem.io.h5 import open_h5
 from samem.io.table import read_table
@@ -149,6 +155,12 @@ def score(
     present = present.dropna(subset=["x", "y"])
     err = centroid_errors(truth_tracks, present, {i: i for i in ids})
     err_per = err.groupby(level="particle").mean() if len(err) else pd.Series(dtype=float)
+    sigma = (
+        present.set_index(["frame", "particle"])["sigma"].reindex(err.index)
+        if "sigma" in present and len(err)
+        else np.full(len(err), np.nan)
+    )
+    calibration = sigma_calibration(err.to_numpy(), sigma)
     radius = 0.5 * float(np.median([max(b[2] - b[0], b[3] - b[1]) for b in boxes.values()]))
     ident = identity_metrics(truth_tracks, present, max_dist_px=max(radius, 2.0))
     px, dt = truth.pixel_size_nm, truth.frame_interval_s
@@ -169,6 +181,7 @@ def score(
         "centroid_err_nm": float(err.mean() * px) if len(err) else math.nan,
         "centroid_err_worst_px": float(err_per.max()) if len(err_per) else math.nan,
         "centroid_err_per_particle": {str(int(k)): float(v) for k, v in err_per.items()},
+        **calibration,
         **ident,
         **trust,
         "present_when_gone": gone_shown,

@@ -153,6 +153,40 @@ def centroid_errors(truth: pd.DataFrame, tracked: pd.DataFrame, pairs: dict[int,
     return pd.Series(err.to_numpy(), index=pd.MultiIndex.from_frame(m[["frame", "particle"]]), name="err_px")
 
 
+#: distance holding 95 % of a 2-D Gaussian error, in per-coordinate spreads: sqrt(-2 ln 0.05)
+R95 = math.sqrt(-2 * math.log(0.05))
+
+
+def sigma_calibration(err_px, sigma_px) -> dict[str, float]:
+    """How honest the tracker's localisation error estimate is on positions with a known error.
+
+    Parameters
+    ----------
+    err_px : array_like
+        Distance of each reported position from the truth, px.
+    sigma_px : array_like
+        The tracker's ``sigma`` for the same positions (px per coordinate); NaN ones are skipped.
+
+    Returns
+    -------
+    dict
+        ``sigma_within_95``: share of positions within ``2.45 sigma`` (0.95 for an honest sigma
+        and a Gaussian error); ``sigma_ratio``: median error over median sigma divided by
+        ``sqrt(2 ln 2)`` (the median distance of a 2-D Gaussian error in per-coordinate spreads),
+        1 for an honest sigma. NaN when no position has a sigma.
+    """
+    err = np.asarray(err_px, float)
+    sig = np.asarray(sigma_px, float)
+    ok = np.isfinite(err) & np.isfinite(sig) & (sig > 0)
+    if not ok.any():
+        return {"sigma_within_95": math.nan, "sigma_ratio": math.nan}
+    err, sig = err[ok], sig[ok]
+    return {
+        "sigma_within_95": float(np.mean(err <= R95 * sig)),
+        "sigma_ratio": float(np.median(err / sig) / math.sqrt(2 * math.log(2))),
+    }
+
+
 def present_when_gone(truth: pd.DataFrame, tracked: pd.DataFrame) -> float:
     """Fraction of (frame, particle) with the particle out of view on which it is reported present.
 
