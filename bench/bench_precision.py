@@ -47,13 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import VIDEOS  # noqa: E402
 
 from samem.eval.evaluate import read_results  # noqa: E402
+from samem.eval.metrics import R95  # noqa: E402
 from samem.synthetic import read_truth  # noqa: E402
 from samem.track.verify import SIGMA_POWER, SIGMA_SCALE  # noqa: E402
 
 #: median distance of a 2-D Gaussian error over its per-coordinate spread: sqrt(2 ln 2)
 MEDIAN_R = math.sqrt(2 * math.log(2))
-#: distance holding 95 % of a 2-D Gaussian error, in per-coordinate spreads: sqrt(-2 ln 0.05)
-R95 = math.sqrt(-2 * math.log(0.05))
 #: bands of sigma (px) of the calibration table
 BANDS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, np.inf)
 #: thresholds (px) of the cut table
