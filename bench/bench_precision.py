@@ -47,12 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import VIDEOS  # noqa: E402
 
 from samem.eval.evaluate import read_results  # noqa: E402
-from samem.eval.metrics import R95  # noqa: E402
+from samem.eval.metrics import MEDIAN_R, R95, sigma_calibration  # noqa: E402
 from samem.synthetic import read_truth  # noqa: E402
 from samem.track.verify import SIGMA_POWER, SIGMA_SCALE  # noqa: E402
 
-#: median distance of a 2-D Gaussian error over its per-coordinate spread: sqrt(2 ln 2)
-MEDIAN_R = math.sqrt(2 * math.log(2))
 #: bands of sigma (px) of the calibration table
 BANDS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, np.inf)
 #: thresholds (px) of the cut table
@@ -138,7 +136,7 @@ def calibration(table: pd.DataFrame) -> list[dict]:
                 "sigma_median_px": float(b["sigma"].median()),
                 "robust_err_px": float(b["err"].median() / MEDIAN_R),
                 "rms_err_px": float(np.sqrt(np.mean(b["err"] ** 2) / 2)),
-                "within_95": float(np.mean(b["err"] <= R95 * b["sigma"])),
+                "within_95": sigma_calibration(b["err"], b["sigma"])["sigma_within_95"],
                 "wrong": float(b["wrong"].mean()),
             }
         )
@@ -173,7 +171,7 @@ def summarise(table: pd.DataFrame, d_err: dict) -> dict:
         "positions": len(table),
         "particles": len(particles),
         "spearman_sigma_err": float(rho),
-        "within_95": float(np.mean(table["err"] <= R95 * table["sigma"])),
+        "within_95": sigma_calibration(table["err"], table["sigma"])["sigma_within_95"],
         "robust_over_sigma_median": float(np.median(particles["robust"] / particles["sigma"])),
         "calibration": calibration(table),
         "cuts": cuts(table, particles, d_err),
@@ -183,7 +181,7 @@ def summarise(table: pd.DataFrame, d_err: dict) -> dict:
 def _print(name: str, s: dict) -> None:
     print(
         f"\n== {name}: {s['positions']} positions, {s['particles']} particles; "
-        f"Spearman(sigma, error) {s['spearman_sigma_err']:.2f}; within 2.45 sigma {s['within_95']:.3f}; "
+        f"Spearman(sigma, error) {s['spearman_sigma_err']:.2f}; within {R95:.2f} sigma {s['within_95']:.3f}; "
         f"median robust error / sigma {s['robust_over_sigma_median']:.2f}"
     )
     print("  sigma band px   n       sigma  robust  rms    in95   wrong")

@@ -155,6 +155,8 @@ def centroid_errors(truth: pd.DataFrame, tracked: pd.DataFrame, pairs: dict[int,
 
 #: distance holding 95 % of a 2-D Gaussian error, in per-coordinate spreads: sqrt(-2 ln 0.05)
 R95 = math.sqrt(-2 * math.log(0.05))
+#: median distance of a 2-D Gaussian error, in per-coordinate spreads: sqrt(2 ln 2)
+MEDIAN_R = math.sqrt(2 * math.log(2))
 
 
 def sigma_calibration(err_px, sigma_px) -> dict[str, float]:
@@ -171,9 +173,8 @@ def sigma_calibration(err_px, sigma_px) -> dict[str, float]:
     -------
     dict
         ``sigma_within_95``: share of positions within ``2.45 sigma`` (0.95 for an honest sigma
-        and a Gaussian error); ``sigma_ratio``: median error over median sigma divided by
-        ``sqrt(2 ln 2)`` (the median distance of a 2-D Gaussian error in per-coordinate spreads),
-        1 for an honest sigma. NaN when no position has a sigma.
+        and a Gaussian error); ``sigma_ratio``: the median of error / sigma over positions
+        divided by :data:`MEDIAN_R`, 1 for an honest sigma. NaN when no position has a sigma.
     """
     err = np.asarray(err_px, float)
     sig = np.asarray(sigma_px, float)
@@ -183,7 +184,7 @@ def sigma_calibration(err_px, sigma_px) -> dict[str, float]:
     err, sig = err[ok], sig[ok]
     return {
         "sigma_within_95": float(np.mean(err <= R95 * sig)),
-        "sigma_ratio": float(np.median(err / sig) / math.sqrt(2 * math.log(2))),
+        "sigma_ratio": float(np.median(err / sig) / MEDIAN_R),
     }
 
 

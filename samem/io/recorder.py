@@ -49,6 +49,8 @@ TRACK_COLUMNS: dict[str, Any] = {
     "edge": np.bool_,
     "sigma": np.float64,
 }
+#: columns a track table may lack (tables from before they existed) and the value they then get
+OPTIONAL_TRACK_COLUMNS: dict[str, Any] = {"edge": False, "sigma": np.nan}
 
 _COMPRESSION = {
     "none": {},
@@ -199,10 +201,9 @@ class Recorder:
             ds.resize((t + 1,))
             ds[t] = value
         if len(tracks):
-            if "edge" not in tracks.columns:  # optional: tables from before the column existed
-                tracks = tracks.assign(edge=False)
-            if "sigma" not in tracks.columns:
-                tracks = tracks.assign(sigma=np.nan)
+            absent = {k: v for k, v in OPTIONAL_TRACK_COLUMNS.items() if k not in tracks.columns}
+            if absent:
+                tracks = tracks.assign(**absent)
             missing = set(TRACK_COLUMNS) - set(tracks.columns)
             if missing:
                 raise ValueError(f"track rows lack columns {sorted(missing)}")

@@ -146,6 +146,8 @@ class Session:
             self.check_prompt_size(len(boxes[1]), "the boxes file")
         self.stats_every = settings.stats.every_frames
         self.stats_cfg = load_config(settings.stats.config)
+        cut = self.stats_cfg.max_sigma_nm  # in px (px is 1 "nm" when uncalibrated)
+        self._max_sigma_px = math.inf if cut is None else cut / px
         self.auto_cfg = autoprompt.settings(settings.autoprompt)
         self.live = LiveStats(pixel_size_nm=px, frame_interval_s=dt, max_lagtime=self.stats_cfg.max_lag)
         self.builder = TrajectoryBuilder(px, dt) if keep_table else None
@@ -360,9 +362,7 @@ class Session:
     def _tables(self, seq: int, results: Mapping) -> tuple[list[tuple], list, dict, np.ndarray]:
         labels = np.zeros(self.frame_shape, np.uint16)
         ordered = {oid: results[oid] for oid in sorted(results)}
-        cut = self.stats_cfg.max_sigma_nm  # nm per px is 1 when uncalibrated: the cut is then in px
-        max_sigma_px = math.inf if cut is None else cut / (self.pixel_size_nm if self.calibrated else 1.0)
-        records, positions = frame_rows(seq, ordered, self.stats_cfg.exclude_edge, max_sigma_px)
+        records, positions = frame_rows(seq, ordered, self.stats_cfg.exclude_edge, self._max_sigma_px)
         objects = []
         for _, oid, x, y, area, _, _, score, present, edge, sigma in records:
             if present:
