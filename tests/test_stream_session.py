@@ -169,3 +169,28 @@ def test_auto_prompt_respects_the_object_limit(video):
     s = _session(video, settings=settings, auto_prompt=True)
     r = s.process(0, video.frames[0])
     assert len(r.prompted) == 2 and len(r.objects) == 2
+
+
+class _WithSigma(OracleTracker):
+    """The oracle, with object 1's positions marked imprecise (sigma 4 px) and the others 0.2 px."""
+
+    def step(self, frame, prompts=None):
+        from dataclasses import replace
+
+        out = super().step(frame, prompts)
+        return {o: replace(r, sigma=4.0 if o == 1 else 0.2) if r.present else r for o, r in out.items()}
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_live_statistics_leave_out_positions_less_precise_than_max_sigma_nm(video, calibrated):
+    """``max_sigma_nm`` reaches live statistics in pixels (the pixel size converts it; uncalibrated,
+    it is read in px); the rows and the PUB objects keep every position with its sigma."""
+    px, dt = (video.pixel_size_nm, video.frame_interval_s) if calibrated else (None, None)
+    bound = 2.0 * (px or 1.0)  # 2 px: object 1 (4 px) out, the others (0.2 px) in
+    settings = load_settings(overrides={"stats.config": {"max_sigma_nm": bound}})
+    s = Session(_WithSigma(video), video.frames.shape[1:], px, dt, settings, boxes=(0, truth_boxes(video)))
+    for seq in range(12):
+        r = s.process(seq, video.frames[seq])
+    assert {o["id"]: o["sigma"] for o in r.objects if o["present"]}[1] == 4.0
+    assert r.rows.set_index("particle")["sigma"][1] == 4.0  # the /tracks rows keep it
+    assert 1 not in s.live.particles and set(s.live.particles) == set(truth_boxes(video)) - {1}
