@@ -24,7 +24,7 @@ from samem.batch.results import particle_table, read_results, statistics
 from samem.cli.main import main
 from samem.errors import SamemError
 from samem.io.readers import open_video
-from samem.io.table import write_table
+from samem.io.table import read_table, write_table
 
 PIXEL_NM, DT_S, D_PX2_FRAME = 2.0, 0.1, 0.8  # true D = 0.8 * 4 / 0.1 = 32 nm²/s
 N_PARTICLES, N_FRAMES = 12, 120
@@ -346,6 +346,32 @@ def test_short_tracks_are_not_fitted(tmp_path):
     assert len(fits) == N_PARTICLES
     assert list(fits.loc[fits["particle"] == 1, "fit_ok"]) == [False]
     assert fits.loc[fits["particle"] != 1, "fit_ok"].all()
+
+
+def test_batch_statistics_honour_edge_and_sigma_options(tmp_path):
+    """The summaries across videos read ``edge`` and ``sigma`` from /tracks, so
+    ``exclude_edge`` and ``max_sigma_nm`` act as in the video's own statistics, and every
+    particle states its localisation error in the video's length unit."""
+    video = _video(tmp_path / "v.h5", seed=4)
+    out = tmp_path / "o"
+    out.mkdir()
+    fake_analyze(video, out)
+    with h5py.File(out / "results.h5", "a") as f:
+        tracks = read_table(f["tracks"])
+        px = float(f.attrs["pixel_size_nm"])
+        tracks["sigma"] = np.where(tracks["particle"] == 1, 5.0, 0.5)  # px
+        tracks["edge"] = (tracks["particle"] == 2) & (tracks["frame"] % 2 == 0)
+        del f["tracks"]
+        write_table(f, "tracks", tracks)
+    res = read_results(out)
+    assert {"edge", "sigma"} <= set(res.tracks.columns)
+    fits = particle_table(statistics(res)).set_index("particle")
+    assert fits.loc[1, "sigma"] == pytest.approx(5.0 * px) and fits.loc[3, "sigma"] == pytest.approx(0.5 * px)
+    cut = particle_table(statistics(res, {"max_sigma_nm": 2.0 * px})).set_index("particle")
+    assert 1 not in cut.index and len(cut) == N_PARTICLES - 1
+    n_all = fits.loc[2, "n_present"]
+    edgeless = particle_table(statistics(res, {"exclude_edge": True})).set_index("particle")
+    assert edgeless.loc[2, "n_present"] == n_all - tracks.loc[tracks["particle"] == 2, "edge"].sum()
 
 
 def test_existing_cluster_by_address(tmp_path, client, config):

@@ -108,3 +108,28 @@ def test_live_trackpy_units_and_errors():
         LiveStats(pixel_size_nm=1.0)
     with pytest.raises(SamemError, match="frame_interval_s"):
         LiveStats(pixel_size_nm=1.0, frame_interval_s=0)
+
+
+def test_live_localisation_error_equals_batch():
+    """``LiveStats.update(..., sigmas)`` gives the particles table's ``sigma_nm`` exactly as the
+    batch statistics of the same table with a ``sigma`` column; bad input is an error."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for f in range(80):
+        for p in range(3):
+            if rng.random() < 0.2:
+                continue
+            s = np.nan if (p == 2 or f % 5 == 0) else rng.uniform(0.2, 3.0)
+            rows.append((f, p, 50 * p + rng.normal(0, 2), 30 + rng.normal(0, 2), s))
+    df = pd.DataFrame(rows, columns=["frame", "particle", "x", "y", "sigma"])
+    live = LiveStats(pixel_size_nm=0.5, frame_interval_s=0.05, max_lagtime=20)
+    for f, g in df.groupby("frame"):
+        live.update(
+            f, {r.particle: (r.x, r.y) for r in g.itertuples()}, {r.particle: r.sigma for r in g.itertuples()}
+        )
+    got = live.statistics().particles["sigma_nm"].to_numpy()
+    want = compute_statistics(df, 0.5, 0.05, {"max_lag": 20}).particles["sigma_nm"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert np.isnan(got[2]) and np.all(np.isfinite(got[:2]))
+    with pytest.raises(SamemError, match="sigmas must map"):
+        live.update(100, {0: (1.0, 2.0)}, [0.5])

@@ -99,3 +99,52 @@ def test_edge_cases_give_nulls_not_crashes():
         summarize(single, 1.0)
     with pytest.raises(SamemError, match="unknown"):
         summarize(single, 1.0, 1.0, config={"fit": {"bogus": 1}})
+
+
+def test_particles_state_their_localisation_error_and_it_matches_the_fitted_offset():
+    """``sigma_nm`` is the root mean square of a particle's estimated localisation errors
+    (the tracker's ``sigma`` column, px) in nm; with positions that really carry that error,
+    the alpha = 1 fit's offset agrees with 4 sigma² (ground truth: Gaussian error added to
+    Brownian walks; no motion blur in these walks)."""
+    sig_nm = np.array([0.0, 1.0, 3.0, 6.0])
+    rng = np.random.default_rng(11)
+    T, D, dt, px = 2000, 30.0, 0.05, 2.0
+    rows = []
+    for p, s in enumerate(sig_nm):
+        walk = np.cumsum(rng.normal(size=(T, 2)) * np.sqrt(2 * D * dt), axis=0) + rng.normal(size=(T, 2)) * s
+        rows.append(
+            pd.DataFrame(
+                {
+                    "frame": np.arange(T),
+                    "particle": p,
+                    "x": walk[:, 0] / px,
+                    "y": walk[:, 1] / px,
+                    "sigma": s / px,
+                }
+            )
+        )
+    df = pd.concat(rows, ignore_index=True)
+    df.attrs.update(pixel_size_nm=px, frame_interval_s=dt)
+    st = compute_statistics(df)
+    p = st.particles.set_index("particle")
+    np.testing.assert_allclose(p["sigma_nm"].to_numpy(), sig_nm, rtol=1e-12)
+    offset_sigma = np.sqrt(np.clip(p["offset_nm2"].to_numpy(), 0, None) / 4)
+    np.testing.assert_allclose(offset_sigma[1:], sig_nm[1:], rtol=0.25)  # 2000 frames: within 25 %
+    assert offset_sigma[0] < 0.6  # no error: the offset is compatible with zero
+    assert st.summary["ensemble"]["sigma_nm"] == pytest.approx(np.sqrt(np.mean(sig_nm**2)))
+    json.loads(st.to_json())
+
+
+def test_unknown_localisation_errors_are_left_out_of_sigma_nm():
+    """NaN or negative errors count as unknown; a particle with none known, and tables
+    without the column, report NaN (null in JSON), never 0."""
+    df = brownian_df(P=3, T=60)
+    df["sigma"] = np.where(df["particle"] == 0, 0.5, np.nan)
+    df.loc[(df["particle"] == 0) & (df["frame"] % 2 == 0), "sigma"] = -1.0  # unknown, not squared
+    df.loc[(df["particle"] == 1) & (df["frame"] % 3 == 0), "sigma"] = 1.5
+    p = compute_statistics(df).particles.set_index("particle")["sigma_nm"]
+    assert p[0] == pytest.approx(0.5 * 2.0) and p[1] == pytest.approx(1.5 * 2.0) and np.isnan(p[2])
+    bare = compute_statistics(df.drop(columns="sigma"))
+    assert bare.particles["sigma_nm"].isna().all()
+    s = json.loads(bare.to_json())
+    assert s["ensemble"]["sigma_nm"] is None and all(r["sigma_nm"] is None for r in s["particles"])

@@ -194,3 +194,6 @@ def test_live_statistics_leave_out_positions_less_precise_than_max_sigma_nm(vide
     assert {o["id"]: o["sigma"] for o in r.objects if o["present"]}[1] == 4.0
     assert r.rows.set_index("particle")["sigma"][1] == 4.0  # the /tracks rows keep it
     assert 1 not in s.live.particles and set(s.live.particles) == set(truth_boxes(video)) - {1}
+    # the live particles table states each particle's localisation error (0.2 px here) in nm
+    errors = s.live.statistics().particles["sigma_nm"].to_numpy()
+    np.testing.assert_allclose(errors, 0.2 * (px or 1.0), rtol=1e-9)

@@ -30,8 +30,10 @@ from samem.jsonsafe import positive_or_none
 
 RESULTS = "results.h5"
 #: per-particle columns kept for the statistics across videos (D in the video's D unit)
-FIT_COLUMNS = ["particle", "n_present", "D", "D_err", "alpha", "alpha_err", "fit_ok"]
-_FROM_STATS = {"D_nm2_s": "D", "D_err_nm2_s": "D_err"}
+FIT_COLUMNS = ["particle", "n_present", "sigma", "D", "D_err", "alpha", "alpha_err", "fit_ok"]
+_FROM_STATS = {"D_nm2_s": "D", "D_err_nm2_s": "D_err", "sigma_nm": "sigma"}
+#: optional /tracks columns the statistics options act on (``exclude_edge``, ``max_sigma_nm``)
+_OPTIONAL = ("edge", "sigma")
 
 
 @dataclass
@@ -41,7 +43,10 @@ class VideoResults:
     Attributes
     ----------
     tracks : DataFrame
-        ``frame, particle, x, y`` (pixels), rows where the particle is present.
+        ``frame, particle, x, y`` (pixels), rows where the particle is present, with ``edge``
+        and ``sigma`` (estimated localisation error, px) when the results hold them, so that
+        the statistics options ``exclude_edge`` and ``max_sigma_nm`` apply as in the video's
+        own ``stats.json``.
     pixel_size_nm, frame_interval_s : float or None
         Calibration (nm/px, s); None when unknown.
     n_frames : int
@@ -95,7 +100,9 @@ def read_results(out_dir: str | Path) -> VideoResults:
     if "present" in tracks:
         tracks = tracks[tracks["present"].astype(bool)]
     tracks = tracks[np.isfinite(tracks["x"]) & np.isfinite(tracks["y"])]
-    tracks = tracks[["frame", "particle", "x", "y"]].reset_index(drop=True)
+    tracks = tracks[["frame", "particle", "x", "y", *(c for c in _OPTIONAL if c in tracks)]].reset_index(
+        drop=True
+    )
     return VideoResults(tracks, pixel_size_nm, frame_interval_s, n_frames)
 
 

@@ -72,6 +72,8 @@ class LiveStats:
         self._first = np.zeros(cap, np.int64)
         self._last = np.zeros(cap, np.int64)
         self._count = np.zeros(cap, np.int64)
+        self._sigma2 = np.zeros(cap)
+        self._sigma_n = np.zeros(cap, np.int64)
 
     # -- state -------------------------------------------------------------------------
     _ARRAYS = (
@@ -88,6 +90,8 @@ class LiveStats:
         "_first",
         "_last",
         "_count",
+        "_sigma2",
+        "_sigma_n",
     )
 
     def _grow(self, need: int) -> None:
@@ -124,7 +128,7 @@ class LiveStats:
         return sorted(self._ids)
 
     # -- update ------------------------------------------------------------------------
-    def update(self, frame: int, positions: Mapping) -> None:
+    def update(self, frame: int, positions: Mapping, sigmas: Mapping | None = None) -> None:
         """Add one frame.
 
         Parameters
@@ -134,6 +138,9 @@ class LiveStats:
         positions : Mapping
             particle id -> (x, y) in pixels; ``None`` or NaN for an absent particle, or
             leave it out.
+        sigmas : Mapping, optional
+            particle id -> estimated localisation error of its position (the tracker's
+            ``sigma``, px per coordinate); missing or NaN where unknown.
 
         Raises
         ------
@@ -150,6 +157,8 @@ class LiveStats:
             raise SamemError(f"frames must increase: got {f} after {self._last_frame}")
         if not isinstance(positions, Mapping):
             raise SamemError(f"positions must map particle id -> (x, y), got {type(positions).__name__}")
+        if sigmas is not None and not isinstance(sigmas, Mapping):
+            raise SamemError(f"sigmas must map particle id -> error (px), got {type(sigmas).__name__}")
         ids, pts = [], []
         for pid, xy in positions.items():
             if xy is None:
@@ -167,6 +176,11 @@ class LiveStats:
         rows = self._rows_for(ids)
         P = np.asarray(pts)
         self._add(f, rows, P)
+        if sigmas:
+            err = np.array([_error(sigmas.get(pid)) for pid in ids])
+            known = np.isfinite(err)
+            self._sigma2[rows[known]] += err[known] ** 2
+            self._sigma_n[rows[known]] += 1
 
     def _add(self, f: int, rows: np.ndarray, P: np.ndarray) -> None:
         L = self.max_lag
@@ -222,6 +236,8 @@ class LiveStats:
             vv_n=self._vv_n[order].copy(),
             vv=self._vv[order].copy(),
             max_lag=self.max_lag,
+            sigma2=self._sigma2[order].copy(),
+            sigma_n=self._sigma_n[order].copy(),
         )
 
     def imsd(self, statistic: str = "msd") -> pd.DataFrame:
@@ -257,3 +273,12 @@ class LiveStats:
     def summary(self, config=None) -> dict:
         """JSON-serialisable summary (``stats.json``) of the frames so far."""
         return self.statistics(config).summary
+
+
+def _error(value) -> float:
+    """A localisation error as a float: NaN when unknown, not a number or negative."""
+    try:
+        e = float(value)
+    except (TypeError, ValueError):
+        return np.nan
+    return e if e >= 0 else np.nan

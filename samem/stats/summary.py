@@ -189,8 +189,10 @@ def _fit_particle(lags, y, n, span, dt) -> tuple[MsdFit, MsdFit]:
     return brown, free
 
 
-def _particle_rows(sums: LagSums, msd: np.ndarray, dt: float, cfg: StatsConfig) -> pd.DataFrame:
+def _particle_rows(sums: LagSums, msd: np.ndarray, scale: Scale, cfg: StatsConfig) -> pd.DataFrame:
     fcfg = cfg.fit
+    dt = scale.frame_interval_s
+    sigma = sums.sigma_rms * scale.length_per_px
     rows = []
     for p in range(len(sums.particle)):
         span = int(sums.span[p])
@@ -199,6 +201,7 @@ def _particle_rows(sums: LagSums, msd: np.ndarray, dt: float, cfg: StatsConfig) 
             "first_frame": int(sums.first_frame[p]),
             "last_frame": int(sums.last_frame[p]),
             "n_present": int(sums.n_present[p]),
+            "sigma_nm": float(sigma[p]),
         }
         if span >= cfg.min_track_frames:
             lags = select_lags(span, sums.max_lag, **fcfg)
@@ -207,7 +210,9 @@ def _particle_rows(sums: LagSums, msd: np.ndarray, dt: float, cfg: StatsConfig) 
             brown = free = MsdFit(message=f"track spans {span} frames < min_track_frames")
         row.update(_fit_columns(brown, free))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["particle", "first_frame", "last_frame", "n_present", *_FIT_COLUMNS])
+    return pd.DataFrame(
+        rows, columns=["particle", "first_frame", "last_frame", "n_present", "sigma_nm", *_FIT_COLUMNS]
+    )
 
 
 _FIT_COLUMNS = [
@@ -326,7 +331,7 @@ def statistics_from_sums(
     )
     dt = scale.frame_interval_s
     msd = particle_msd(sums, scale)
-    particles = _particle_rows(sums, msd, dt, cfg)
+    particles = _particle_rows(sums, msd, scale, cfg)
     ens = ensemble_from_sums(sums, scale)
     brown, free = _guarded(_ensemble_fit, sums, scale, ens, cfg)
     lag_ids = np.arange(1, sums.max_lag + 1)
@@ -348,6 +353,12 @@ def statistics_from_sums(
     ok = particles["fit_ok"].to_numpy(bool)
     D_mean, D_sem = _mean_sem(particles["D_nm2_s"].to_numpy()[ok])
     a_mean, a_sem = _mean_sem(particles["alpha"].to_numpy()[ok])
+    known = sums.sigma_n > 0
+    sigma_all = (
+        float(np.sqrt(sums.sigma2[known].sum() / sums.sigma_n[known].sum())) * scale.length_per_px
+        if known.any()
+        else math.nan
+    )
     summary = {
         "units": {"length": "nm", "time": "s", "pixel_size_nm": scale.length_per_px, "frame_interval_s": dt},
         "model": MODEL,
@@ -371,6 +382,7 @@ def statistics_from_sums(
             "alpha_mean": a_mean,
             "alpha_sem": a_sem,
             "n_fitted_particles": int(ok.sum()),
+            "sigma_nm": sigma_all,
         },
         "displacements": disp.reset_index()
         .rename(

@@ -39,12 +39,16 @@ class Tracks:
         Frame numbers.
     pos : ndarray of float64, shape (R, d)
         Positions in pixels.
+    sigma : ndarray of float64, shape (R,), optional
+        Estimated localisation error of each position (the tracker's ``sigma`` column), px
+        per coordinate; NaN where unknown. None when the table has no such column.
     """
 
     particle: np.ndarray
     index: np.ndarray
     frame: np.ndarray
     pos: np.ndarray
+    sigma: np.ndarray | None = None
 
     @property
     def n_particles(self) -> int:
@@ -67,7 +71,8 @@ def present_tracks(traj: pd.DataFrame, pos_columns=None) -> Tracks:
     ----------
     traj : DataFrame
         Columns ``frame``, ``particle`` and the position columns (pixels); an optional
-        boolean ``present`` column marks rows to ignore.
+        boolean ``present`` column marks rows to ignore, an optional ``sigma`` column gives
+        each position's estimated localisation error (px).
     pos_columns : sequence of str, optional
         Position columns, default ``("x", "y")``.
 
@@ -95,14 +100,16 @@ def present_tracks(traj: pd.DataFrame, pos_columns=None) -> Tracks:
     part = traj["particle"].to_numpy()[keep]
     frame = frame[keep].astype(np.int64)
     pos = pos[keep]
+    sigma = traj["sigma"].to_numpy(dtype="float64")[keep] if "sigma" in traj.columns else None
     ids, index = np.unique(part, return_inverse=True)
     order = np.lexsort((frame, index))
     index, frame, pos = index[order], frame[order], pos[order]
+    sigma = None if sigma is None else sigma[order]
     dup = (np.diff(index) == 0) & (np.diff(frame) == 0)
     if np.any(dup):
         i = int(np.flatnonzero(dup)[0])
         raise SamemError(f"particle {ids[index[i]]!r} has more than one row in frame {frame[i]}")
-    return Tracks(ids, index.astype(np.int64), frame, pos)
+    return Tracks(ids, index.astype(np.int64), frame, pos, sigma)
 
 
 @dataclass
@@ -130,6 +137,9 @@ class LagSums:
         Sum of ``v_i · v_{i+k}``, px²/frame².
     max_lag : int
         L, in frames.
+    sigma2, sigma_n : ndarray, shape (P,)
+        Sum of the squared estimated localisation errors (``sigma``, px²) of the present
+        positions whose error is known, and their number (zeros when none is known).
     """
 
     particle: np.ndarray
@@ -143,6 +153,22 @@ class LagSums:
     vv_n: np.ndarray
     vv: np.ndarray
     max_lag: int
+    sigma2: np.ndarray | None = None
+    sigma_n: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        P = len(self.particle)
+        if self.sigma2 is None:
+            self.sigma2 = np.zeros(P)
+        if self.sigma_n is None:
+            self.sigma_n = np.zeros(P, np.int64)
+
+    @property
+    def sigma_rms(self) -> np.ndarray:
+        """Root mean square of each particle's estimated localisation errors, px per
+        coordinate; NaN for a particle with none known, shape (P,)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.sigma_n > 0, np.sqrt(self.sigma2 / np.maximum(self.sigma_n, 1)), np.nan)
 
     @property
     def span(self) -> np.ndarray:
@@ -333,4 +359,9 @@ def lag_sums(
         for p in np.flatnonzero(use_fft):
             rows = slice(starts[p], starts[p] + count[p])
             n[p], s1[p], s2[p] = _fft_sums(tracks.pos[rows], tracks.frame[rows], L)
-    return LagSums(tracks.particle, first, last, count, n, s1, s2, s4, vv_n, vv, L)
+    sigma2 = sigma_n = None
+    if tracks.sigma is not None:
+        known = np.isfinite(tracks.sigma) & (tracks.sigma >= 0)  # as LiveStats: else unknown
+        sigma2 = np.bincount(tracks.index[known], tracks.sigma[known] ** 2, minlength=P)
+        sigma_n = np.bincount(tracks.index[known], minlength=P).astype(np.int64)
+    return LagSums(tracks.particle, first, last, count, n, s1, s2, s4, vv_n, vv, L, sigma2, sigma_n)

@@ -339,7 +339,7 @@ class Session:
         if self.builder is not None:
             self.builder.add_rows(seq, records)
         if positions or self.live.n_frames:
-            self.live.update(seq, positions)
+            self.live.update(seq, positions, {o["id"]: o["sigma"] for o in objects if o["id"] in positions})
         self.frames_processed += 1
         feedback = self.feedback.on_frame(seq, {o["id"]: o for o in objects}, frame, labels)
         stats = None
