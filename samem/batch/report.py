@@ -114,7 +114,7 @@ def ensemble_statistics(
     particles = (
         pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["video", *FIT_COLUMNS])
     )
-    for col in ("sigma", "D", "D_err", "alpha", "alpha_err"):  # None (from JSON) or empty tables: back to floats
+    for col in ("sigma", "D", "D_err", "alpha", "alpha_err"):  # None (JSON), empty tables: floats again
         particles[col] = pd.to_numeric(particles[col], errors="coerce").astype(float)
     particles["fit_ok"] = particles["fit_ok"].fillna(False).astype(bool)
     if "D_unit" not in particles:
