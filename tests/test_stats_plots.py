@@ -59,6 +59,13 @@ def test_msd_legend_states_fits():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(lbl.startswith("α = 1: D = ") and "nm²/s" in lbl for lbl in labels)
     assert any(lbl.startswith("α = ") and "±" in lbl for lbl in labels)
+    assert not any("localisation" in lbl for lbl in labels)  # no sigma column: no floor drawn
+    df = results_df(1)
+    df["sigma"] = 0.5  # px: 0.35 nm at 0.7 nm/px
+    fig = plot_msd(compute_statistics(df))
+    floor = [ln for ln in fig.axes[0].get_lines() if "localisation" in str(ln.get_label())]
+    assert len(floor) == 1 and floor[0].get_label().startswith("4σ², localisation σ = 0.35 nm")
+    assert floor[0].get_ydata()[0] == pytest.approx(4 * 0.35**2)
     fig = plot_trajectories(results_df(1), frame_shape=(128, 160))
     ax = fig.axes[0]
     assert ax.get_xlim() == (0, 160) and ax.get_ylim() == (128, 0)  # image orientation

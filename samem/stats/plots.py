@@ -180,7 +180,9 @@ def plot_msd(stats: Statistics, *, ax=None, max_particles: int = 200, max_marker
     """MSD on log-log axes: particles (thin), ensemble ± SE, and the ensemble fits.
 
     The legend gives D (α = 1 fit) and α, D_α (free fit) with their uncertainties; the fit
-    lines span the fitted lag range.
+    lines span the fitted lag range. When the positions carry the tracker's localisation
+    error, a dotted line marks the floor it puts under the MSD, ``4 σ²`` (σ the ensemble's
+    ``sigma_nm``): points near it are mostly localisation noise.
     """
     fig, ax = _axes(ax, (4.4, 3.4))
     msd = stats.msd
@@ -226,6 +228,13 @@ def plot_msd(stats: Statistics, *, ax=None, max_particles: int = 200, max_marker
             ax.plot(t[y > 0], y[y > 0], color="C3", lw=1.5, ls="--", zorder=4, label=lab + (dl or ""))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    sigma = ens.get("sigma_nm")
+    if sigma is not None and np.isfinite(sigma) and sigma > 0:
+        ylim = ax.get_ylim()  # the data's: a floor far below them is named, not drawn
+        below = " (below)" if 4 * sigma**2 < ylim[0] else ""
+        label = f"4σ², localisation σ = {sigma:.2g} nm{below}"
+        ax.axhline(4 * sigma**2, color="0.45", lw=1.0, ls=":", zorder=2, label=label)
+        ax.set_ylim(ylim)
     ax.set_xlabel("lag time (s)")
     ax.set_ylabel("MSD (nm²)")
     ax.legend(frameon=False, loc="upper left")
