@@ -158,6 +158,8 @@ def test_view_in_chromium_frames_contours_and_box_prompt(tmp_path):
             page.wait_for_function("window.samemView.replies.some(r => r.cmd === 'record')", timeout=30000)
             assert page.evaluate("window.samemView.replies.filter(r => r.cmd === 'record')[0].reply.ok")
             page.wait_for_function("window.samemView.framesDrawn >= 6", timeout=60000)
+            heads = page.locator("thead th").all_inner_texts()
+            assert "σ (nm)" in heads and heads.index("σ (nm)") == heads.index("α") + 1
             shot = tmp_path / "view.png"
             page.screenshot(path=str(shot))
             assert shot.stat().st_size > 5000
@@ -277,11 +279,14 @@ def test_view_state_from_topics():
     for seq in range(5):
         s.listener("frame", {"seq": seq, "objects": [{"id": 1, "x": seq, "y": 2.0, "present": True}]})
     s.listener("feedback", {"seq": 4, "snr": 3.5, "events": [{"kind": "object_lost", "id": 1}]})
-    s.listener("stats", {"seq": 4, "particles": [{"particle": 1, "D_nm2_s": 10.0, "D_err_nm2_s": 1.0}]})
+    s.listener(
+        "stats",
+        {"seq": 4, "particles": [{"particle": 1, "D_nm2_s": 10.0, "D_err_nm2_s": 1.0, "sigma_nm": 0.7}]},
+    )
     assert s.drain()
     assert [x for _, x, _ in s.trails[1]] == [2.0, 3.0, 4.0]
     (row,) = s.particles()
-    assert row["state"] == "lost" and row["D"] == 10.0 and row["track_frames"] == 5
+    assert row["state"] == "lost" and row["D"] == 10.0 and row["track_frames"] == 5 and row["sigma"] == 0.7
     s.listener("frame", {"seq": 0, "objects": []})  # a new series
     s.drain()
     assert s.trails == {} and s.particles() == []

@@ -279,6 +279,7 @@ class ViewState:
                     "D_err": fit.get("D_err_nm2_s"),
                     "alpha": fit.get("alpha"),
                     "alpha_err": fit.get("alpha_err"),
+                    "sigma": fit.get("sigma_nm"),
                     "snr": self.snr.get(oid),
                 }
             )

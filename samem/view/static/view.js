@@ -158,7 +158,7 @@
     $("rec-stop").disabled = !msg.recording_available || !!s.recording_paused;
     $("particles").tBodies[0].innerHTML = (msg.particles || []).map((p) => {
       const cls = { present: "ok", lost: "bad", absent: "warn", ended: "" }[p.state];
-      return `<tr><td><span style="color:${colour(p.id)}">■</span> ${p.id}</td><td>${fmt(p.D)} ± ${fmt(p.D_err, 1)}</td><td>${fmt(p.alpha)}</td><td>${fmt(p.snr)}</td><td class="${cls}">${p.state}</td><td>${p.track_frames}</td></tr>`;
+      return `<tr><td><span style="color:${colour(p.id)}">■</span> ${p.id}</td><td>${fmt(p.D)} ± ${fmt(p.D_err, 1)}</td><td>${fmt(p.alpha)}</td><td>${fmt(p.sigma)}</td><td>${fmt(p.snr)}</td><td class="${cls}">${p.state}</td><td>${p.track_frames}</td></tr>`;
     }).join("");
     $("events").innerHTML = (msg.events || []).slice().reverse().map((e) => {
       const what = e.kind === "recentre" ? `recentre ${e.id ?? ""} (${fmt(e.dx_nm)}, ${fmt(e.dy_nm)}) nm` : e.kind === "falling_behind" ? `falling behind: suggest ${fmt(e.suggested_fps)} frames/s` : `${e.kind} ${e.id ?? ""}${e.detail ? ": " + e.detail : ""}`;
