@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from samem.errors import SamemError
-from samem.stream.autoprompt import Detection, detect, diameters, new_detections, settings
+from samem.stream.autoprompt import Detection, confirmed, detect, diameters, new_detections, settings
 
 SIGMA = 10.0  # background noise, grey levels
 
@@ -193,3 +193,58 @@ def test_shipped_real_tem_settings_load_and_validate():
     assert cfg["frames"] == 1 and cfg["threshold_sigma"] < load_settings()["autoprompt"]["threshold_sigma"]
     opts = TrackerOptions.from_config(None, **s["model"]["tracker"])
     assert opts.refine_band_px > 0 and opts.verify  # everything else stays the default
+
+
+def faint_scene(seed, faint_snr=0.12, size=192, frames=10):
+    """A clear disc (per-pixel SNR 1) at (50, 60) and a faint one (``faint_snr``) at (135, 120),
+    both 30 px across and still, in white noise; frames and the label image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    clean = np.full((size, size), 100.0)
+    lab = np.zeros((size, size), np.uint16)
+    for i, (x, y, snr) in enumerate([(50.0, 60.0, 1.0), (135.0, 120.0, faint_snr)], start=1):
+        disc = (xx - x) ** 2 + (yy - y) ** 2 <= 15**2
+        clean[disc] -= snr * SIGMA
+        lab[disc] = i
+    return (clean + rng.normal(0, SIGMA, (frames, size, size))).astype(np.float32), lab
+
+
+def _at(dets, x, y, r=15):
+    return [d for d in dets if np.hypot(d.centroid[0] - x, d.centroid[1] - y) < r]
+
+
+@pytest.mark.parametrize("seed", [2, 11, 25])
+def test_a_faint_particle_is_confirmed_by_the_next_frames(seed):
+    """Below ``threshold_sigma`` on the mean of frames 0-4, above the floor there and on the
+    mean of frames 5-9 near the same place: confirmed. The floor leaves the strong
+    detections as they are."""
+    frames, _ = faint_scene(seed)
+    first, later = detect(frames[:5], floor=4.5), detect(frames[5:], floor=4.5)
+    assert _at(detect(frames[:5]), 50, 60) and not _at(detect(frames[:5]), 135, 120)  # missed today
+    assert [d for d in first if d.strength >= 5.5] == detect(frames[:5])
+    (faint,) = _at(first, 135, 120)
+    assert 4.5 <= faint.strength < 5.5
+    assert _at(confirmed(first, later, 1.0), 135, 120) == [faint]
+
+
+def test_confirmation_rejects_noise_peaks_and_respects_the_gate():
+    """In pure noise, candidates of one 5-frame mean rarely have a partner on the next (and
+    none at the floor the confirmation is used with); the gate is in band-pass diameters."""
+    single = paired = 0
+    for seed in range(12):
+        fr = (100 + np.random.default_rng(100 + seed).normal(0, SIGMA, (10, 192, 192))).astype(np.float32)
+        assert not confirmed(detect(fr[:5], floor=4.5), detect(fr[5:], floor=4.5), 1.0)
+        a = detect(fr[:5], floor=3.5)
+        single += len(a)
+        paired += len(confirmed(a, detect(fr[5:], floor=3.5), 1.0))
+    assert single >= 20 and paired <= 0.15 * single
+    d = Detection((0, 0, 10, 10), (5.0, 5.0), 80, 5.0, 10.0)
+    near = Detection((0, 0, 10, 10), (14.0, 5.0), 80, 5.0, 10.0)  # 9 px away: within 1 diameter
+    far = Detection((0, 0, 10, 10), (16.0, 5.0), 80, 5.0, 10.0)  # 11 px
+    assert confirmed([d], [near], 1.0) == [d] and confirmed([d], [far], 1.0) == []
+    assert confirmed([d], [far], 1.2) == [d]
+    with pytest.raises(SamemError, match="floor"):
+        detect(np.zeros((32, 32), np.float32), floor=1.0)  # below grow_sigma
+    for bad in ({"confirm_sigma": 6.0}, {"confirm_sigma": 1.0}, {"confirm_gate": 0}):
+        with pytest.raises(SamemError, match="confirm"):
+            settings(bad)

@@ -125,6 +125,51 @@ def test_auto_prompt_averages_first_frames(video):
     assert r.prompted and len(r.objects) == len(r.prompted)
 
 
+def _faint_video(seed=2):
+    from types import SimpleNamespace
+
+    from test_stream_autoprompt import faint_scene
+
+    frames, lab = faint_scene(seed, frames=12)
+    return SimpleNamespace(
+        frames=frames, labels=np.repeat(lab[None], len(frames), 0), pixel_size_nm=1.0, frame_interval_s=0.05
+    )
+
+
+@pytest.mark.parametrize("confirm", [0.0, 4.5])
+def test_auto_prompt_confirms_faint_candidates_on_the_next_frames(confirm):
+    """Live: the strong particle is prompted on frame 4 (mean of frames 0-4); with
+    ``confirm_sigma`` the faint one, too faint for ``threshold_sigma`` there, is prompted on
+    frame 9 once the mean of frames 5-9 confirms it, and nothing else; without, never."""
+    video = _faint_video()
+    settings = load_settings(None, {"autoprompt.confirm_sigma": confirm})
+    assert settings.autoprompt.confirm_sigma == confirm
+    s = _session(video, settings=settings, auto_prompt=True)
+    results = [s.process(seq, video.frames[seq]) for seq in range(12)]
+    prompted = {r.seq: r.prompted for r in results if r.prompted}
+    if confirm:
+        assert prompted == {4: [1], 9: [2]}
+        (faint,) = [o for o in results[-1].objects if o["id"] == 2]
+        assert abs(faint["x"] - 135) < 3 and abs(faint["y"] - 120) < 3  # on the faint particle
+    else:
+        assert prompted == {4: [1]} and s.object_ids == [1]
+
+
+def test_recorded_videos_are_prompted_on_frame_0_with_confirmed_faint_particles():
+    """Offline (``samem analyze``): strong and confirmed faint particles are both prompted on
+    frame 0, from frames 0-4 given in reverse; a video shorter than two windows is not
+    confirmed."""
+    from samem.stream.offline import _first_frame_detections
+
+    video = _faint_video()
+    on = load_settings(None, {"autoprompt.confirm_sigma": 4.5})
+    boxes = _first_frame_detections(list(video.frames), on)
+    centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes.values())
+    assert len(centres) == 2 and np.allclose(centres, [(50, 60), (135, 120)], atol=4)
+    assert len(_first_frame_detections(list(video.frames[:9]), on)) == 1
+    assert len(_first_frame_detections(list(video.frames), SETTINGS)) == 1
+
+
 def test_failing_statistics_never_cost_the_frame(video, monkeypatch, caplog):
     """Issue 23 (1): a statistics error is reported in the stats, the frame's results are kept."""
     import samem.stats.summary as summary_mod

@@ -21,7 +21,11 @@ Scale-aware band-pass detection (docs/autoprompt.md has the measurements):
 5. with several frames averaged, each box is moved to where its particle is on the last frame
    (tracking starts there) when the particle is clear enough on that frame alone;
 6. regions outside ``[min_area_px, max_area_px]``, and detections centred closer than
-   ``edge_px`` to the border, are dropped.
+   ``edge_px`` to the border, are dropped;
+7. with ``confirm_sigma`` > 0, candidates between it and ``threshold_sigma`` are kept aside
+   and prompted only when the detector on the next ``frames`` frames finds a candidate (at
+   least ``confirm_sigma`` too) within ``confirm_gate`` band-pass diameters of them
+   (:func:`confirmed`): a faint particle persists, a noise peak does not.
 
 Dark particles on a bright background (bright-field LPTEM) are the default polarity.
 Settings: the ``autoprompt`` section of ``configs/serve.yaml``; lengths in px.
@@ -108,6 +112,10 @@ def settings(config: AutopromptSettings | Mapping[str, Any] | None) -> Autopromp
         raise SamemError("autoprompt ratio (background / band-pass sigma) must be > 1")
     if cfg.frames < 1:
         raise SamemError("autoprompt frames must be >= 1")
+    if cfg.confirm_sigma and not cfg.grow_sigma <= cfg.confirm_sigma < cfg.threshold_sigma:
+        raise SamemError("autoprompt needs grow_sigma <= confirm_sigma < threshold_sigma (0: off)")
+    if not float(cfg.confirm_gate) > 0:
+        raise SamemError(f"autoprompt confirm_gate must be > 0, got {cfg.confirm_gate!r}")
     return cfg.replace(diameter_px=(dmin, dmax))
 
 
@@ -265,7 +273,10 @@ def _inside(point: tuple[float, float], bbox: tuple[float, float, float, float])
 
 
 def detect(
-    frames: np.ndarray | Sequence[np.ndarray], config: AutopromptSettings | Mapping[str, Any] | None = None
+    frames: np.ndarray | Sequence[np.ndarray],
+    config: AutopromptSettings | Mapping[str, Any] | None = None,
+    *,
+    floor: float | None = None,
 ) -> list[Detection]:
     """Find particles on one frame, or on the mean of a few consecutive frames.
 
@@ -275,13 +286,21 @@ def detect(
         (H, W) frame, or (N, H, W) / list of frames averaged before detecting.
     config : AutopromptSettings or mapping, optional
         ``autoprompt`` settings (defaults: ``configs/serve.yaml``).
+    floor : float, optional
+        Detect down to this significance (robust noise sigmas) instead of ``threshold_sigma``,
+        with no ``max_objects`` limit: the candidates :func:`confirmed` takes. The detections
+        at or above ``threshold_sigma`` are the same as without it.
 
     Returns
     -------
     list of Detection
-        Strongest first, at most ``max_objects``.
+        Strongest first, at most ``max_objects`` (without ``floor``).
     """
     cfg = settings(config)
+    if floor is not None:
+        if not cfg.grow_sigma <= floor <= cfg.threshold_sigma:
+            raise SamemError(f"autoprompt floor {floor} must lie within [grow_sigma, threshold_sigma]")
+        cfg = cfg.replace(threshold_sigma=float(floor), max_objects=1 << 30, confirm_sigma=0.0)
     stack = np.asarray(frames, dtype=np.float32)
     image = stack if stack.ndim == 2 else stack.mean(axis=0)
     if image.ndim != 2:
@@ -337,6 +356,38 @@ def _shift(z: np.ndarray, b: int, cand: Mapping[str, Any]) -> tuple[float, float
         return 0.0, 0.0
     i, j = np.unravel_index(int(np.argmax(win)), win.shape)
     return (j0 + j + 0.5) * b - 0.5 - px, (i0 + i + 0.5) * b - 0.5 - py
+
+
+def confirmed(candidates: Iterable[Detection], others: Iterable[Detection], gate: float) -> list[Detection]:
+    """The candidates that a detection on other frames confirms.
+
+    A particle too faint for ``threshold_sigma`` on the mean of a few frames may still stand
+    out a little on those *and* on the next few, near the same place, while noise peaks come
+    and go (track-before-detect in its simplest form). A candidate is confirmed when one of
+    ``others`` lies within ``gate`` times the larger of their two band-pass diameters of it;
+    both lists come from :func:`detect` with the same ``floor`` (``confirm_sigma``).
+
+    Parameters
+    ----------
+    candidates, others : iterable of Detection
+        Detections on two disjoint sets of frames (px).
+    gate : float
+        Largest distance between the two, in band-pass diameters.
+
+    Returns
+    -------
+    list of Detection
+        The confirmed candidates, in their order.
+    """
+    theirs = [(d.centroid, d.diameter_px) for d in others]
+    out = []
+    for d in candidates:
+        for (x, y), size in theirs:
+            reach = gate * np.nanmax([d.diameter_px, size, 1.0])
+            if np.hypot(x - d.centroid[0], y - d.centroid[1]) <= reach:
+                out.append(d)
+                break
+    return out
 
 
 def new_detections(

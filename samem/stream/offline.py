@@ -52,14 +52,24 @@ def _first_frame_detections(reader, settings: ServeSettings) -> dict[int, tuple]
     ``autoprompt.frames`` frames, given in reverse order so that each box follows its particle
     to frame 0 (:func:`samem.stream.autoprompt.detect` moves boxes to the last frame it is
     given). Live, the session must wait for those frames and prompts the last of them; offline
-    nothing before it is lost. At most the prompt limits' number of boxes, strongest first.
+    nothing before it is lost. With ``autoprompt.confirm_sigma`` the faint candidates of those
+    frames that the next ``frames`` frames confirm are added after the strong ones
+    (:func:`samem.stream.autoprompt.confirmed`). At most the prompt limits' number of boxes,
+    strongest first.
     """
     from samem.stream import autoprompt
 
     cfg = settings.autoprompt
     n = max(1, min(cfg.frames, len(reader)))
     frames = [reader[i] for i in range(n)][::-1]
-    found = autoprompt.detect(frames, cfg)
+    if cfg.confirm_sigma and len(reader) >= 2 * n:  # faint candidates confirmed by the next n frames
+        every = autoprompt.detect(frames, cfg, floor=cfg.confirm_sigma)
+        found = [d for d in every if d.strength >= cfg.threshold_sigma][: cfg.max_objects]
+        later = autoprompt.detect([reader[i] for i in range(n, 2 * n)], cfg, floor=cfg.confirm_sigma)
+        faint = [d for d in every if d.strength < cfg.threshold_sigma]
+        found += autoprompt.confirmed(faint, later, float(cfg.confirm_gate))
+    else:
+        found = autoprompt.detect(frames, cfg)
     limit = min(settings.prompts.max_per_prompt, settings.prompts.max_objects)
     if len(found) > limit:
         log.warning(

@@ -155,6 +155,7 @@ class Session:
         self._file_boxes = boxes
         self._auto = bool(auto_prompt)
         self._auto_frames: deque[np.ndarray] = deque(maxlen=max(1, self.auto_cfg.frames))
+        self._weak: list = []  # faint candidates of the first detection, until the next frames confirm them
         self._pending: dict[int, Box] = {}
         self._ended: set[int] = set()  # ids of tracks removed or reset: never reused in this series
         self._started = False
@@ -239,6 +240,7 @@ class Session:
         self._last.clear()
         self._started = False
         self._auto_frames.clear()
+        self._weak = []
 
     @property
     def last_seq(self) -> int | None:
@@ -267,7 +269,8 @@ class Session:
             self._auto_frames.append(np.asarray(frame, dtype=np.float32))
             if len(self._auto_frames) < self._auto_frames.maxlen:
                 return
-            found = autoprompt.detect(list(self._auto_frames), cfg)
+            strong, ok, self._weak = self._detect(list(self._auto_frames), self._weak)
+            found = strong + [d for d in ok if d not in strong]
             self._auto_frames.clear()
             if not found:
                 log.info("auto-prompt found no particle; trying again on the next frames")
@@ -284,23 +287,41 @@ class Session:
             log.info("auto-prompt: %d particles", len(found))
             return
         every = cfg.new_objects_every
-        if self._started and every > 0:
-            # newcomers are looked for on the mean of the last `frames` frames, as the first
-            # detection is (each box follows its particle to this frame)
+        confirming = self._started and bool(self._weak)
+        if self._started and (every > 0 or confirming):
+            # newcomers and faint candidates are looked for on the mean of the last `frames`
+            # frames, as the first detection is (each box follows its particle to this frame)
             self._auto_frames.append(np.asarray(frame, dtype=np.float32))
-        if self._started and every > 0 and self.frames_processed % every == 0:
+        newcomers = self._started and every > 0 and self.frames_processed % every == 0
+        confirm_now = confirming and len(self._auto_frames) == self._auto_frames.maxlen
+        if newcomers or confirm_now:
             # tracked objects, present or not, at their last known place: a particle reported
             # absent on this frame (unconfirmed by the tracker's position check) is not new
             tracked = {i: c for i, (c, _) in self._last.items() if c is not None}
             boxes = [b for _, b in self._last.values() if b is not None]
-            new = autoprompt.new_detections(
-                autoprompt.detect(list(self._auto_frames), cfg), tracked, boxes, cfg.min_distance_px
-            )
+            if confirm_now:  # once: the frames after the first detection confirm its faint candidates
+                _, found, _ = self._detect(list(self._auto_frames), self._weak)
+                self._weak = []
+            else:
+                found = autoprompt.detect(list(self._auto_frames), cfg)
+            new = autoprompt.new_detections(found, tracked, boxes, cfg.min_distance_px)
             room = min(cfg.max_objects - len(self.object_ids), self.room, self.max_per_prompt)
             new = new[: max(room, 0)]
             if new:
                 self.prompt({self._next_id + i: d.box for i, d in enumerate(new)})
                 log.info("auto-prompt: %d new particles", len(new))
+
+    def _detect(self, frames: list[np.ndarray], weak: list) -> tuple[list, list, list]:
+        """The detector on these frames: (strong detections, strongest first; detections that
+        ``weak``, the faint candidates of the frames before, confirm; this window's own faint
+        candidates). Without ``autoprompt.confirm_sigma`` (0) the last two are empty."""
+        cfg = self.auto_cfg
+        if not cfg.confirm_sigma:
+            return autoprompt.detect(frames, cfg), [], []
+        every = autoprompt.detect(frames, cfg, floor=cfg.confirm_sigma)
+        strong = [d for d in every if d.strength >= cfg.threshold_sigma][: cfg.max_objects]
+        faint = [d for d in every if d.strength < cfg.threshold_sigma]
+        return strong, autoprompt.confirmed(every, weak, float(cfg.confirm_gate)), faint
 
     # ------------------------------------------------------------------ per frame
     def process(self, seq: int, frame: np.ndarray, timestamp: float = math.nan) -> FrameResult:

@@ -105,6 +105,8 @@ class AutopromptSettings(Settings):
     edge_px: int = 2
     new_objects_every: int = 0
     min_distance_px: int = 6
+    confirm_sigma: float = 0.0
+    confirm_gate: float = 1.0
 
 
 @dataclass(frozen=True)
