@@ -300,6 +300,7 @@ def detect(
     if floor is not None:
         if not cfg.grow_sigma <= floor <= cfg.threshold_sigma:
             raise SamemError(f"autoprompt floor {floor} must lie within [grow_sigma, threshold_sigma]")
+        # confirm_sigma is not for this pass: the lowered threshold must not fail its check
         cfg = cfg.replace(threshold_sigma=float(floor), max_objects=1 << 30, confirm_sigma=0.0)
     stack = np.asarray(frames, dtype=np.float32)
     image = stack if stack.ndim == 2 else stack.mean(axis=0)
@@ -356,6 +357,28 @@ def _shift(z: np.ndarray, b: int, cand: Mapping[str, Any]) -> tuple[float, float
         return 0.0, 0.0
     i, j = np.unravel_index(int(np.argmax(win)), win.shape)
     return (j0 + j + 0.5) * b - 0.5 - px, (i0 + i + 0.5) * b - 0.5 - py
+
+
+def detect_with_faint(
+    frames: np.ndarray | Sequence[np.ndarray], config: AutopromptSettings | Mapping[str, Any] | None = None
+) -> tuple[list[Detection], list[Detection]]:
+    """:func:`detect` and, in the same pass, the faint candidates that :func:`confirmed` may
+    confirm later.
+
+    Returns
+    -------
+    detections : list of Detection
+        Exactly what :func:`detect` returns.
+    faint : list of Detection
+        Candidates between ``confirm_sigma`` and ``threshold_sigma``, strongest first (none
+        when ``confirm_sigma`` is 0).
+    """
+    cfg = settings(config)
+    if not cfg.confirm_sigma:
+        return detect(frames, cfg), []
+    every = detect(frames, cfg, floor=cfg.confirm_sigma)
+    strong = [d for d in every if d.strength >= cfg.threshold_sigma][: cfg.max_objects]
+    return strong, [d for d in every if d.strength < cfg.threshold_sigma]
 
 
 def confirmed(candidates: Iterable[Detection], others: Iterable[Detection], gate: float) -> list[Detection]:

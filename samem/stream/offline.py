@@ -62,14 +62,10 @@ def _first_frame_detections(reader, settings: ServeSettings) -> dict[int, tuple]
     cfg = settings.autoprompt
     n = max(1, min(cfg.frames, len(reader)))
     frames = [reader[i] for i in range(n)][::-1]
-    if cfg.confirm_sigma and len(reader) >= 2 * n:  # faint candidates confirmed by the next n frames
-        every = autoprompt.detect(frames, cfg, floor=cfg.confirm_sigma)
-        found = [d for d in every if d.strength >= cfg.threshold_sigma][: cfg.max_objects]
-        later = autoprompt.detect([reader[i] for i in range(n, 2 * n)], cfg, floor=cfg.confirm_sigma)
-        faint = [d for d in every if d.strength < cfg.threshold_sigma]
+    found, faint = autoprompt.detect_with_faint(frames, cfg)
+    if faint and len(reader) >= 2 * n:  # faint candidates confirmed by the next n frames
+        later = sum(autoprompt.detect_with_faint([reader[i] for i in range(n, 2 * n)], cfg), [])
         found += autoprompt.confirmed(faint, later, float(cfg.confirm_gate))
-    else:
-        found = autoprompt.detect(frames, cfg)
     limit = min(settings.prompts.max_per_prompt, settings.prompts.max_objects)
     if len(found) > limit:
         log.warning(

@@ -269,8 +269,9 @@ class Session:
             self._auto_frames.append(np.asarray(frame, dtype=np.float32))
             if len(self._auto_frames) < self._auto_frames.maxlen:
                 return
-            strong, ok, self._weak = self._detect(list(self._auto_frames), self._weak)
-            found = strong + [d for d in ok if d not in strong]
+            strong, faint = autoprompt.detect_with_faint(list(self._auto_frames), cfg)
+            ok = autoprompt.confirmed(strong + faint, self._weak, float(cfg.confirm_gate))
+            found, self._weak = strong + [d for d in ok if d not in strong], faint
             self._auto_frames.clear()
             if not found:
                 log.info("auto-prompt found no particle; trying again on the next frames")
@@ -300,7 +301,11 @@ class Session:
             tracked = {i: c for i, (c, _) in self._last.items() if c is not None}
             boxes = [b for _, b in self._last.values() if b is not None]
             if confirm_now:  # once: the frames after the first detection confirm its faint candidates
-                _, found, _ = self._detect(list(self._auto_frames), self._weak)
+                found = autoprompt.confirmed(
+                    sum(autoprompt.detect_with_faint(list(self._auto_frames), cfg), []),
+                    self._weak,
+                    float(cfg.confirm_gate),
+                )
                 self._weak = []
             else:
                 found = autoprompt.detect(list(self._auto_frames), cfg)
@@ -310,18 +315,6 @@ class Session:
             if new:
                 self.prompt({self._next_id + i: d.box for i, d in enumerate(new)})
                 log.info("auto-prompt: %d new particles", len(new))
-
-    def _detect(self, frames: list[np.ndarray], weak: list) -> tuple[list, list, list]:
-        """The detector on these frames: (strong detections, strongest first; detections that
-        ``weak``, the faint candidates of the frames before, confirm; this window's own faint
-        candidates). Without ``autoprompt.confirm_sigma`` (0) the last two are empty."""
-        cfg = self.auto_cfg
-        if not cfg.confirm_sigma:
-            return autoprompt.detect(frames, cfg), [], []
-        every = autoprompt.detect(frames, cfg, floor=cfg.confirm_sigma)
-        strong = [d for d in every if d.strength >= cfg.threshold_sigma][: cfg.max_objects]
-        faint = [d for d in every if d.strength < cfg.threshold_sigma]
-        return strong, autoprompt.confirmed(every, weak, float(cfg.confirm_gate)), faint
 
     # ------------------------------------------------------------------ per frame
     def process(self, seq: int, frame: np.ndarray, timestamp: float = math.nan) -> FrameResult:
