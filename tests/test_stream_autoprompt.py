@@ -233,7 +233,7 @@ def test_confirmation_rejects_noise_peaks_and_respects_the_gate():
     single = paired = 0
     for seed in range(12):
         fr = (100 + np.random.default_rng(100 + seed).normal(0, SIGMA, (10, 192, 192))).astype(np.float32)
-        assert not confirmed(detect(fr[:5], floor=4.5), detect(fr[5:], floor=4.5), 1.0)
+        assert not confirmed(detect(fr[:5], floor=4.5), detect(fr[5:], floor=4.5), 1.5)  # the defaults
         a = detect(fr[:5], floor=3.5)
         single += len(a)
         paired += len(confirmed(a, detect(fr[5:], floor=3.5), 1.0))
@@ -248,3 +248,16 @@ def test_confirmation_rejects_noise_peaks_and_respects_the_gate():
     for bad in ({"confirm_sigma": 6.0}, {"confirm_sigma": 1.0}, {"confirm_gate": 0}):
         with pytest.raises(SamemError, match="confirm"):
             settings(bad)
+
+
+def test_confirmation_is_on_by_default_and_a_lower_threshold_says_what_to_change():
+    """Defaults chosen on the tuning seeds and checked once on the held-out ones (docs/autoprompt.md);
+    a threshold_sigma at or below confirm_sigma is refused with the remedy named."""
+    from samem.stream.settings import load_settings
+
+    for cfg in (settings(None), settings(load_settings()["autoprompt"])):  # dataclass and serve.yaml
+        assert (cfg.confirm_sigma, cfg.confirm_gate) == (4.5, 1.5)
+    with pytest.raises(SamemError, match=r"confirm_sigma \(4.5\).*confirm_sigma: 0"):
+        settings({"threshold_sigma": 4.0})
+    assert settings({"threshold_sigma": 4.0, "confirm_sigma": 0}).confirm_sigma == 0
+    assert settings({"threshold_sigma": 4.0, "confirm_sigma": 3.0}).confirm_sigma == 3.0

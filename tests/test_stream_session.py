@@ -167,7 +167,9 @@ def test_recorded_videos_are_prompted_on_frame_0_with_confirmed_faint_particles(
     centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes.values())
     assert len(centres) == 2 and np.allclose(centres, [(50, 60), (135, 120)], atol=4)
     assert len(_first_frame_detections(list(video.frames[:9]), on)) == 1
-    assert len(_first_frame_detections(list(video.frames), SETTINGS)) == 1
+    off = load_settings(None, {"autoprompt.confirm_sigma": 0})
+    assert len(_first_frame_detections(list(video.frames), off)) == 1
+    assert _first_frame_detections(list(video.frames), SETTINGS) == boxes  # on by default
 
 
 def test_failing_statistics_never_cost_the_frame(video, monkeypatch, caplog):

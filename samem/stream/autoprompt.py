@@ -113,7 +113,11 @@ def settings(config: AutopromptSettings | Mapping[str, Any] | None) -> Autopromp
     if cfg.frames < 1:
         raise SamemError("autoprompt frames must be >= 1")
     if cfg.confirm_sigma and not cfg.grow_sigma <= cfg.confirm_sigma < cfg.threshold_sigma:
-        raise SamemError("autoprompt needs grow_sigma <= confirm_sigma < threshold_sigma (0: off)")
+        raise SamemError(
+            f"autoprompt confirm_sigma ({cfg.confirm_sigma}) must lie between grow_sigma "
+            f"({cfg.grow_sigma}) and threshold_sigma ({cfg.threshold_sigma}), below the latter; "
+            "a lower threshold_sigma needs a lower confirm_sigma, or confirm_sigma: 0 (off)"
+        )
     if not float(cfg.confirm_gate) > 0:
         raise SamemError(f"autoprompt confirm_gate must be > 0, got {cfg.confirm_gate!r}")
     return cfg.replace(diameter_px=(dmin, dmax))

@@ -105,8 +105,8 @@ class AutopromptSettings(Settings):
     edge_px: int = 2
     new_objects_every: int = 0
     min_distance_px: int = 6
-    confirm_sigma: float = 0.0
-    confirm_gate: float = 1.0
+    confirm_sigma: float = 4.5
+    confirm_gate: float = 1.5
 
 
 @dataclass(frozen=True)
