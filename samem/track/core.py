@@ -17,10 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from samem.track.memory import MemoryEntry, ObjectMemory, stack_output_dict
-
-#: stands for "the stream has no known length" in sam2's ``num_frames`` arguments
-UNBOUNDED_FRAMES = 2**31 - 1
+from samem.track import mixed
+from samem.track.memory import UNBOUNDED_FRAMES, MemoryEntry, ObjectMemory, stack_output_dict
 
 
 @dataclass
@@ -186,7 +184,9 @@ def track_step(
     features
         Image features with batch size ``B`` (one crop per object, or one frame expanded).
     memories
-        The ``B`` objects' memory banks; they must share one layout unless ``boxes`` is given.
+        The ``B`` objects' memory banks. Objects whose memories differ (:meth:`ObjectMemory.layout`)
+        run in one batch with padded, masked memory attention (:mod:`samem.track.mixed`) when
+        the model allows it, else they must share one layout (unless ``boxes`` is given).
     frame_idx
         Index of this frame in the stream (used for temporal encodings, differences only).
     boxes
@@ -204,26 +204,30 @@ def track_step(
     """
     prompted = boxes is not None
     point_inputs = box_prompts(boxes) if prompted else None
-    output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-    if not prompted:
-        output_dict = stack_output_dict(memories)
+    mixed_layouts = not prompted and len({m.layout() for m in memories}) > 1
     handle = None
     if score_gate is not None:
         handle = model.sam_mask_decoder.register_forward_hook(_gate_object_scores(score_gate))
     try:
-        current_out, sam_outputs, _, _ = model._track_step(
-            frame_idx,
-            prompted,
-            features.vision_feats,
-            features.vision_pos,
-            features.feat_sizes,
-            point_inputs,
-            None,
-            output_dict,
-            UNBOUNDED_FRAMES,
-            False,
-            None,
-        )
+        if mixed_layouts:
+            if not mixed.supported(model):
+                raise ValueError("this model's memory attention needs objects with one memory layout")
+            current_out, sam_outputs = _mixed_step(model, features, memories, frame_idx)
+        else:
+            empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+            current_out, sam_outputs, _, _ = model._track_step(
+                frame_idx,
+                prompted,
+                features.vision_feats,
+                features.vision_pos,
+                features.feat_sizes,
+                point_inputs,
+                None,
+                empty if prompted else stack_output_dict(memories),
+                UNBOUNDED_FRAMES,
+                False,
+                None,
+            )
     finally:
         if handle is not None:
             handle.remove()
@@ -240,3 +244,20 @@ def track_step(
         for i in range(feats.shape[0])
     ]
     return StepOutput(low_res, high_res, ious.max(dim=1).values, score_logits[:, 0], entries)
+
+
+def _mixed_step(model, features: Features, memories: list[ObjectMemory], frame_idx: int):
+    """``SAM2Base._track_step`` for propagation when the objects' memories differ: the memory
+    attention of :func:`samem.track.mixed.conditioned_features`, then SAM 2's heads as sam2
+    runs them."""
+    feats, sizes = features.vision_feats, features.feat_sizes
+    high_res = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in zip(feats[:-1], sizes[:-1])]
+    pix_feat = mixed.conditioned_features(model, features, memories, frame_idx)
+    sam_outputs = model._forward_sam_heads(
+        backbone_features=pix_feat,
+        point_inputs=None,
+        mask_inputs=None,
+        high_res_features=high_res or None,
+        multimask_output=model._use_multimask(False, None),
+    )
+    return {"point_inputs": None, "mask_inputs": None}, sam_outputs

@@ -21,6 +21,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
+#: stands for "the stream has no known length" in sam2's ``num_frames`` arguments
+UNBOUNDED_FRAMES = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class MemoryEntry:

@@ -59,6 +59,13 @@ class TrackerOptions:
         default: fp32 is the reference. Pays on CPUs with bf16 instructions (AVX512-BF16, AMX),
         where the encoder of 32 windows costs about 0.6 x its fp32 time; the features differ by
         about 1 % of their range (accuracy: docs/tracker.md, Speed).
+    batch_memories
+        Run SAM 2's step for every tracked object in one batch even when their memories hold
+        different frames (one object's doubtful frame kept out by the position check, a
+        re-prompt): memory attention over padded memories with a key mask
+        (:mod:`samem.track.mixed`); the same result per object up to float rounding. False:
+        one batch per memory layout (sam2's own code path). Models whose memory attention is
+        not sam2's run one batch per layout either way.
     reappear_score
         Hysteresis of the object-present decision: an object absent on its previous frame is
         reported (and remembered) present again only when SAM 2's object score reaches this
@@ -226,6 +233,7 @@ class TrackerOptions:
     num_threads: int | None = None
     cuda_bf16: bool = True
     cpu_bf16: bool = False
+    batch_memories: bool = True
     reappear_score: float = 0.9
     reappear_iou: float = 0.65
     reappear_frames: int = 1

@@ -24,6 +24,7 @@ import torch
 from scipy.special import expit, logit
 
 from samem.errors import SamemError
+from samem.track import mixed
 from samem.track.centroid import local_contrast, weighted_centroid
 from samem.track.core import Features, encode_images, share_position_encoding, track_step
 from samem.track.edge import edge_centre
@@ -196,6 +197,7 @@ class StreamingTracker:
         self.options = TrackerOptions.from_config(getattr(model, "samem_config", None), mode=mode, **options)
         self.model = model.eval()
         share_position_encoding(model)  # identical values, no per-image copies
+        self._mixed = self.options.batch_memories and mixed.supported(model)
         self.device = next(model.parameters()).device
         self.input_size = int(model.image_size)
         if self.options.num_threads is not None:
@@ -407,9 +409,15 @@ class StreamingTracker:
         return index + [i + n_inputs for i in index] if self.options.mirror else index
 
     def _groups(self, ids: list, boxes: Mapping) -> list[tuple[list, bool]]:
+        """Objects that run SAM 2's step together: the prompted ones, and the others (one batch
+        whatever their memories hold when the model allows it, :mod:`samem.track.mixed`; else
+        one batch per memory layout)."""
         groups: dict[tuple, list] = {}
         for oid in ids:
-            key = ("prompt",) if oid in boxes else self._objects[oid].memory.layout()
+            if oid in boxes:
+                key = ("prompt",)
+            else:
+                key = ("track",) if self._mixed else self._objects[oid].memory.layout()
             groups.setdefault(key, []).append(oid)
         return [(members, key == ("prompt",)) for key, members in groups.items()]
 
