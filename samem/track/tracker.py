@@ -58,7 +58,7 @@ from samem.track.roi import (
 )
 from samem.track.smooth import MaskSmoother
 from samem.track.stack import FrameStack
-from samem.track.verify import Verifier
+from samem.track.verify import Verifier, contrast_map
 
 
 @dataclass(frozen=True)
@@ -402,6 +402,37 @@ class StreamingTracker:
             feats = encode_images(self.model, images)
         return feats.to(torch.float32)
 
+    def _centre_on_peaks(self, gray: np.ndarray, ids: list, boxes: Mapping) -> None:
+        """``window_peak``: centre each tracked, present object's window on this frame's
+        strongest detector peak near where it waits (:class:`TrackerOptions`)."""
+        h, w = gray.shape
+        waiting = {o: self._objects[o].centre for o in ids}
+        for oid in ids:
+            obj = self._objects[oid]
+            ver = obj.verifier
+            if oid in boxes or ver is None or obj.absent or ver.motion.last is None:
+                continue
+            centre = (obj.centre[0] - 0.5, obj.centre[1] - 0.5)  # continuous -> pixel indices
+            gate = ver.frame_gate()
+            zmap = contrast_map(gray, centre, gate + 2 * ver.radius, ver.radius, ver.sign)
+            if zmap is None:
+                continue
+            others = [
+                (c[0] - 0.5, c[1] - 0.5, self._objects[o].verifier.radius + ver.radius)
+                for o, c in waiting.items()
+                if o != oid and self._objects[o].verifier is not None
+            ]
+            peak = zmap.peak(centre, gate, others)
+            if peak is not None and peak[1] >= ver.threshold():
+                (x, y), _ = peak
+                dx, dy = x - centre[0], y - centre[1]
+                cap = ver.motion.spread()  # at most one per-axis step spread towards the peak
+                d = math.hypot(dx, dy)
+                if d > cap:
+                    dx, dy = dx * cap / d, dy * cap / d
+                x, y = centre[0] + dx, centre[1] + dy
+                obj.centre = (min(max(x + 0.5, 0.0), w), min(max(y + 0.5, 0.0), h))
+
     def _batch_index(self, ids: list, members: list, windows) -> list[int]:
         """Rows of :meth:`_encode`'s features for ``members``, then their mirrored views."""
         n_inputs = 1 if windows is None else len(ids)
@@ -423,6 +454,8 @@ class StreamingTracker:
 
     def _run(self, gray: np.ndarray, levels: Levels, boxes: Mapping) -> dict[Hashable, ObjectResult]:
         ids = list(self._objects)
+        if self.options.window_peak and self.mode == "roi":
+            self._centre_on_peaks(gray, ids, boxes)
         feats, windows = self._encode(gray, levels, ids)
         raw, flags, entries = {}, {}, {}
         mirror = self.options.mirror

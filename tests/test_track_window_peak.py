@@ -1,0 +1,56 @@
+"""``window_peak``: a tracked object's window moves towards this frame's detector peak before
+SAM 2 looks, by at most one step spread (shipped model)."""
+
+import math
+
+import numpy as np
+import pytest
+
+import samem
+import samem.track.tracker as tracker_mod
+
+ENCODE = tracker_mod.StreamingTracker._encode
+
+
+def _frame(rng, x, y, radius=12.0, size=256):
+    """A dark disc at (x, y) px on a noisy background (per-pixel SNR 1)."""
+    yy, xx = np.mgrid[:size, :size]
+    f = rng.normal(120.0, 10.0, (size, size))
+    f[(xx - x) ** 2 + (yy - y) ** 2 <= radius**2] -= 10.0
+    return np.clip(f, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return samem.load_model(device="cpu")
+
+
+def _windows(model, monkeypatch, on: bool):
+    """Window centres SAM 2 looked at on each frame; the disc steps 2 px per frame, then 14 px."""
+    seen = []
+
+    def spy(self, gray, levels, ids):
+        obj = self._objects[1]
+        seen.append((*obj.centre, obj.verifier.motion.spread()))
+        return ENCODE(self, gray, levels, ids)
+
+    monkeypatch.setattr(tracker_mod.StreamingTracker, "_encode", spy)
+    rng = np.random.default_rng(7)
+    xs = [100.0 + 2 * t for t in range(8)] + [114.0 + 14]
+    tracker = samem.StreamingTracker(model, window_peak=on)
+    for t, x in enumerate(xs):
+        frame = _frame(rng, x, 128.0)
+        out = tracker.start(frame, {1: (x - 13, 115, x + 13, 141)}) if t == 0 else tracker.step(frame)
+    return seen, xs, out[1]
+
+
+def test_the_window_moves_towards_the_peak_by_at_most_one_step_spread(model, monkeypatch):
+    off, xs, _ = _windows(model, monkeypatch, on=False)
+    on, _, last = _windows(model, monkeypatch, on=True)
+    spread = on[-1][2]  # the step spread when the window was placed
+    prev = xs[-2] + 0.5  # where the window waits without the option (continuous px)
+    assert off[-1][0] == pytest.approx(prev, abs=1.5)
+    moved = on[-1][0] - off[-1][0]
+    assert 0.5 * spread < moved <= spread + 0.5  # towards the disc (14 px away), capped
+    assert abs(on[-1][1] - off[-1][1]) < 2.0
+    assert last.present and math.hypot(last.centroid[0] - xs[-1], last.centroid[1] - 128) < 3
