@@ -15,6 +15,10 @@ padded to the longest of the batch and one memory attention runs for all objects
 mask so that no object attends to padding: per object the same computation as its own group's,
 up to the rounding of differently sized matrix products (tested against the per-layout steps).
 
+The capture swaps ``model.memory_attention`` for the duration of the call, as the tracker's
+presence rule hooks the mask decoder: one model must not be stepped from two threads at once
+(samem loads one model per thread: ``samem.batch.pipeline``; the service tracks in one thread).
+
 Supported: sam2's ``MemoryAttention`` with ``MemoryAttentionLayer`` layers whose attentions are
 sam2's ``RoPEAttention`` (every SAM 2 / 2.1 config and samem's); anything else falls back to
 one step per layout (:func:`supported`).
