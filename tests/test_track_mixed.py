@@ -56,8 +56,11 @@ def test_padded_memory_attention_equals_each_objects_own(skip):
     mems = _memories(model, 8, skip)
     assert len({m.layout() for m in mems}) > 1
     feats = _features(model, 3)
+    attention = model.memory_attention
     with torch.inference_mode():
         together = conditioned_features(model, feats, mems, 8)
+    assert model.memory_attention is attention  # the model is read, never modified
+    with torch.inference_mode():
         for i in range(3):
             one = feats.take([i])
             alone = model._prepare_memory_conditioned_features(

@@ -9,15 +9,12 @@ per memory layout costs about as much as a step for the whole batch (issue 25: a
 step ~8 ms of CPU against ~3.5 ms per object in a batch of 32).
 
 Here the tokens of each layout group are built by sam2's own code
-(``SAM2Base._prepare_memory_conditioned_features``, with its memory attention replaced by a
-module that captures its inputs), then every object's spatial tokens and pointer tokens are
-padded to the longest of the batch and one memory attention runs for all objects, with a key
-mask so that no object attends to padding: per object the same computation as its own group's,
-up to the rounding of differently sized matrix products (tested against the per-layout steps).
-
-The capture swaps ``model.memory_attention`` for the duration of the call, as the tracker's
-presence rule hooks the mask decoder: one model must not be stepped from two threads at once
-(samem loads one model per thread: ``samem.batch.pipeline``; the service tracks in one thread).
+(``SAM2Base._prepare_memory_conditioned_features``, called on a view of the model whose memory
+attention is a module that captures its inputs; the model itself is not modified), then every
+object's spatial tokens and pointer tokens are padded to the longest of the batch and one
+memory attention runs for all objects, with a key mask so that no object attends to padding:
+per object the same computation as its own group's, up to the rounding of differently sized
+matrix products (tested against the per-layout steps).
 
 Supported: sam2's ``MemoryAttention`` with ``MemoryAttentionLayer`` layers whose attentions are
 sam2's ``RoPEAttention`` (every SAM 2 / 2.1 config and samem's); anything else falls back to
@@ -65,24 +62,32 @@ class _Capture(torch.nn.Module):
         return torch.zeros_like(curr)
 
 
+class _WithCapture:
+    """``model`` as sam2's methods see it, with the memory attention replaced by a capture
+    (attribute reads go to the model; the model itself is not modified)."""
+
+    def __init__(self, model: torch.nn.Module, capture: _Capture):
+        self._model = model
+        self.memory_attention = capture
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+
 def _tokens(model, features, memories: list[ObjectMemory], frame_idx: int) -> dict:
     """sam2's memory tokens ``(L, b, mem_dim)`` and their encodings for objects of one layout."""
     capture = _Capture()
-    attention = model.memory_attention
-    model.memory_attention = capture
-    try:
-        model._prepare_memory_conditioned_features(
-            frame_idx=frame_idx,
-            is_init_cond_frame=False,
-            current_vision_feats=features.vision_feats[-1:],
-            current_vision_pos_embeds=features.vision_pos[-1:],
-            feat_sizes=features.feat_sizes[-1:],
-            output_dict=stack_output_dict(memories),
-            num_frames=UNBOUNDED_FRAMES,
-            track_in_reverse=False,
-        )
-    finally:
-        model.memory_attention = attention
+    type(model)._prepare_memory_conditioned_features(
+        _WithCapture(model, capture),
+        frame_idx=frame_idx,
+        is_init_cond_frame=False,
+        current_vision_feats=features.vision_feats[-1:],
+        current_vision_pos_embeds=features.vision_pos[-1:],
+        feat_sizes=features.feat_sizes[-1:],
+        output_dict=stack_output_dict(memories),
+        num_frames=UNBOUNDED_FRAMES,
+        track_in_reverse=False,
+    )
     return capture.inputs
 
 
