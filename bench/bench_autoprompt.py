@@ -4,9 +4,11 @@ For each preset (thin 5 nm, medium 50 nm, thick 150 nm liquid) ``--videos`` vide
 1024 x 1024 px with 4 particles (``samem synth --preset P --frames 150 --size 1024
 --particles 4 --seed S``; generated once into ``--videos-dir`` by
 ``bench_accuracy.held_out_video``) are run through the real pipeline exactly as
-``samem analyze --auto-prompt`` does (the shipped model, a :class:`Session` with
-``auto_prompt=True``, the ``configs/serve.yaml`` settings plus ``--set`` overrides), but on
-the first ``--frames`` frames only (speed). Scoring against the truth label images of
+``samem serve --auto-prompt`` does (the shipped model, a :class:`Session` with
+``auto_prompt=True``, the ``configs/serve.yaml`` settings plus ``--set`` overrides; prompts
+on frame 4, faint particles confirmed on frame 9), or with ``--offline`` as ``samem analyze
+--auto-prompt`` does (the detector on the first frames given in reverse, every box prompted
+on frame 0), but on the first ``--frames`` frames only (speed). Scoring against the truth label images of
 the video (the visible pixels of each particle: its centroid and area):
 
 * a track (an id reported present on at least one frame) is *true* when, on most of the frames
@@ -137,14 +139,25 @@ def visible_truth(video: Path, frames: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["frame", "particle", "x", "y", "visible", "area_px"])
 
 
-def run_video(video: Path, factory, settings: dict, frames: int) -> pd.DataFrame:
-    """The session's trajectory table over the first ``frames`` frames of ``video``."""
+def run_video(video: Path, factory, settings: dict, frames: int, offline: bool = False) -> pd.DataFrame:
+    """The session's trajectory table over the first ``frames`` frames of ``video``: as ``samem
+    serve --auto-prompt`` runs it (the detector in the session, prompts on the frames where it
+    has seen enough), or with ``offline`` as ``samem analyze --auto-prompt`` does (the boxes
+    found beforehand on the first frames, followed back to frame 0 and prompted there)."""
+    from samem.stream.offline import _first_frame_detections
     from samem.stream.session import Session
 
     with h5py.File(video, "r") as f:
         stack = f["frames"][:frames]
         px, dt = float(f.attrs["pixel_size_nm"]), float(f.attrs["frame_interval_s"])
-    session = Session(factory(), stack.shape[1:], px, dt, settings, auto_prompt=True, keep_table=True)
+    boxes, auto = None, True
+    if offline:  # samem.stream.offline.analyze_video's first step, on the frames given here
+        found = _first_frame_detections(stack, settings)
+        if found:
+            boxes, auto = (0, found), False
+    session = Session(
+        factory(), stack.shape[1:], px, dt, settings, boxes=boxes, auto_prompt=auto, keep_table=True
+    )
     for i, frame in enumerate(stack):
         session.process(i, frame)
     return session.table()
@@ -193,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video-frames", type=int, default=150, help="frames of the generated videos")
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--particles", type=int, default=4)
+    p.add_argument("--offline", action="store_true", help="samem analyze's path (prompts on frame 0)")
     p.add_argument("--out", help="write all figures (pooled and per video) to this JSON file")
     args = p.parse_args(argv)
 
@@ -208,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "autoprompt": dict(settings["autoprompt"]),
         "frames": args.frames,
         "within": args.within,
+        "path": "offline (samem analyze)" if args.offline else "live (samem serve)",
         "presets": {},
     }
     t0 = time.monotonic()
@@ -217,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             video = held_out_video(
                 Path(args.videos_dir), preset, seed, args.video_frames, args.size, args.particles
             )
-            table = run_video(video, factory, settings, args.frames)
+            table = run_video(video, factory, settings, args.frames, args.offline)
             s = score(table, visible_truth(video, args.frames), args.within)
             s["seed"] = seed
             per_video.append(s)
@@ -229,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = summarise(per_video)
         report["presets"][preset] = {"summary": summary, "videos": per_video}
     report["seconds"] = time.monotonic() - t0
-    print(f"\nauto-prompt, {args.seeds} seeds, first {args.frames} frames, model {model_name}")
+    print(
+        f"\nauto-prompt, {report['path']}, {args.seeds} seeds, first {args.frames} frames, model {model_name}"
+    )
     head = f"| preset | tracked within {args.within} frames (mean video, worst) |"
     print(head + " false per 10 true (mean video, worst) |")
     print("|---|---|---|")

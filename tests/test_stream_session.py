@@ -244,3 +244,34 @@ def test_live_statistics_leave_out_positions_less_precise_than_max_sigma_nm(vide
     # the live particles table states each particle's localisation error (0.2 px here) in nm
     errors = s.live.statistics().particles["sigma_nm"].to_numpy()
     np.testing.assert_allclose(errors, 0.2 * (px or 1.0), rtol=1e-9)
+
+
+def test_offline_a_strong_particle_seen_again_confirms_no_faint_candidate():
+    """Offline as live: a faint blob on frames 0-4 near where the strong particle is on frames
+    5-9 (it moved 40 px) is not confirmed by it; the live session would not take that particle
+    for a new one either. A faint particle that stays is still confirmed."""
+    from test_stream_autoprompt import SIGMA
+
+    from samem.stream.offline import _first_frame_detections
+
+    def scene(seed, blob_stays):
+        rng = np.random.default_rng(seed)
+        yy, xx = np.mgrid[0:192, 0:192]
+        frames = []
+        for t in range(12):
+            clean = np.full((192, 192), 100.0)
+            sx = 60.0 if t < 5 else 100.0  # the strong particle, 30 px across, per-pixel SNR 1
+            clean[(xx - sx) ** 2 + (yy - 80) ** 2 <= 15**2] -= SIGMA
+            if t < 5 or blob_stays:  # SNR 0.12, 39 px from the strong one's place on frames 5-9
+                clean[(xx - 110) ** 2 + (yy - 115) ** 2 <= 15**2] -= 0.12 * SIGMA
+            frames.append((clean + rng.normal(0, SIGMA, (192, 192))).astype(np.float32))
+        return frames
+
+    def centres(boxes):
+        return sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes.values())
+
+    for seed in (11, 25):  # seeds where the blob is a faint candidate on frames 0-4
+        gone = centres(_first_frame_detections(scene(seed, blob_stays=False), SETTINGS))
+        assert len(gone) == 1 and abs(gone[0][0] - 60) < 6  # the strong particle alone
+    kept = centres(_first_frame_detections(scene(11, blob_stays=True), SETTINGS))
+    assert len(kept) == 2 and np.allclose(kept[1], (110, 115), atol=6)

@@ -54,8 +54,9 @@ def _first_frame_detections(reader, settings: ServeSettings) -> dict[int, tuple]
     given). Live, the session must wait for those frames and prompts the last of them; offline
     nothing before it is lost. With ``autoprompt.confirm_sigma`` the faint candidates of those
     frames that the next ``frames`` frames confirm are added after the strong ones
-    (:func:`samem.stream.autoprompt.confirmed`). At most the prompt limits' number of boxes,
-    strongest first.
+    (:func:`samem.stream.autoprompt.confirmed`); as live, where the confirming detection must
+    not be a particle already tracked, a detection on the next frames near one of the strong
+    particles confirms nothing. At most the prompt limits' number of boxes, strongest first.
     """
     from samem.stream import autoprompt
 
@@ -64,8 +65,12 @@ def _first_frame_detections(reader, settings: ServeSettings) -> dict[int, tuple]
     frames = [reader[i] for i in range(n)][::-1]
     found, faint = autoprompt.detect_with_faint(frames, cfg)
     if faint and len(reader) >= 2 * n:  # faint candidates confirmed by the next n frames
-        later = sum(autoprompt.detect_with_faint([reader[i] for i in range(n, 2 * n)], cfg), [])
-        found += autoprompt.confirmed(faint, later, float(cfg.confirm_gate))
+        gate = float(cfg.confirm_gate)
+        strong_later, faint_later = autoprompt.detect_with_faint([reader[i] for i in range(n, 2 * n)], cfg)
+        # a strong particle found already, seen again on the next frames, confirms nothing (live,
+        # the session's tracks hold it, so it is not new there either)
+        free = faint_later + [d for d in strong_later if not autoprompt.confirmed([d], found, gate)]
+        found += autoprompt.confirmed(faint, free, gate)
     limit = min(settings.prompts.max_per_prompt, settings.prompts.max_objects)
     if len(found) > limit:
         log.warning(
