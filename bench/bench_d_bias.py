@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from samem.eval.evaluate import _fit_d, read_results, truth_boxes
-from samem.synthetic import read_truth
+from samem.eval.evaluate import _fit_d
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_d_edge import visible_and_shown  # noqa: E402
 
 BANDS = ((0.0, 0.9), (0.9, 0.97), (0.97, 1.01))
 
@@ -46,12 +49,8 @@ def _lag_beta(errors: np.ndarray, steps: np.ndarray) -> float:
 
 def particles(run: Path, video: Path, wrong_px: float) -> list[dict]:
     """One row per truth particle of one tracked video (module docstring)."""
-    truth = read_truth(video)
-    ids = sorted(truth_boxes(video))
-    tt = truth.tracks
-    tt = tt[tt["visible"].astype(bool) & tt["particle"].isin(ids)]
-    _, tracked = read_results(run / "results.h5")
-    shown = tracked[tracked["present"].astype(bool)].dropna(subset=["x", "y"])
+    truth, tt, shown = visible_and_shown(run, video)
+    ids = sorted(tt["particle"].unique())
     px, dt = truth.pixel_size_nm, truth.frame_interval_s
     keys = ["frame", "particle"]
     kept = tt.merge(shown[keys].drop_duplicates(), on=keys)

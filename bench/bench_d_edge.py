@@ -22,14 +22,21 @@ from samem.eval.evaluate import _d_rel_err, read_results, truth_boxes
 from samem.synthetic import read_truth
 
 
-def per_particle(run: Path, video: Path) -> tuple[list[float], list[float]]:
-    """(with edge rows, without) relative D errors of one video's particles."""
+def visible_and_shown(run: Path, video: Path):
+    """``(truth, tt, shown)`` of one tracked video: its truth, the truth rows of the prompted
+    particles while visible, and the rows samem reported present with a position."""
     truth = read_truth(video)
     ids = sorted(truth_boxes(video))
     tt = truth.tracks
     tt = tt[tt["visible"].astype(bool) & tt["particle"].isin(ids)]
     _, tracked = read_results(run / "results.h5")
     shown = tracked[tracked["present"].astype(bool)].dropna(subset=["x", "y"])
+    return truth, tt, shown
+
+
+def per_particle(run: Path, video: Path) -> tuple[list[float], list[float]]:
+    """(with edge rows, without) relative D errors of one video's particles."""
+    truth, tt, shown = visible_and_shown(run, video)
     px, dt = truth.pixel_size_nm, truth.frame_interval_s
     keys = ["frame", "particle"]
     _, with_edge = _d_rel_err(tt.merge(shown[keys].drop_duplicates(), on=keys), shown, px, dt)

@@ -204,15 +204,15 @@ def track_step(
     """
     prompted = boxes is not None
     point_inputs = box_prompts(boxes) if prompted else None
-    mixed_layouts = not prompted and len({m.layout() for m in memories}) > 1
+    groups = None if prompted else mixed.layout_groups(memories)
     handle = None
     if score_gate is not None:
         handle = model.sam_mask_decoder.register_forward_hook(_gate_object_scores(score_gate))
     try:
-        if mixed_layouts:
+        if groups is not None and len(groups) > 1:
             if not mixed.supported(model):
                 raise ValueError("this model's memory attention needs objects with one memory layout")
-            current_out, sam_outputs = _mixed_step(model, features, memories, frame_idx)
+            current_out, sam_outputs = _mixed_step(model, features, memories, frame_idx, groups)
         else:
             empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
             current_out, sam_outputs, _, _ = model._track_step(
@@ -246,13 +246,13 @@ def track_step(
     return StepOutput(low_res, high_res, ious.max(dim=1).values, score_logits[:, 0], entries)
 
 
-def _mixed_step(model, features: Features, memories: list[ObjectMemory], frame_idx: int):
+def _mixed_step(model, features: Features, memories: list[ObjectMemory], frame_idx: int, groups: list):
     """``SAM2Base._track_step`` for propagation when the objects' memories differ: the memory
     attention of :func:`samem.track.mixed.conditioned_features`, then SAM 2's heads as sam2
     runs them."""
     feats, sizes = features.vision_feats, features.feat_sizes
     high_res = [x.permute(1, 2, 0).view(x.size(1), x.size(2), *s) for x, s in zip(feats[:-1], sizes[:-1])]
-    pix_feat = mixed.conditioned_features(model, features, memories, frame_idx)
+    pix_feat = mixed.conditioned_features(model, features, memories, frame_idx, groups)
     sam_outputs = model._forward_sam_heads(
         backbone_features=pix_feat,
         point_inputs=None,

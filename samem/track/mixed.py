@@ -74,6 +74,14 @@ class _WithCapture:
         return getattr(self._model, name)
 
 
+def layout_groups(memories: list[ObjectMemory]) -> list[list[int]]:
+    """Indices of ``memories`` grouped by :meth:`ObjectMemory.layout` (first appearance order)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, memory in enumerate(memories):
+        groups.setdefault(memory.layout(), []).append(i)
+    return list(groups.values())
+
+
 def _tokens(model, features, memories: list[ObjectMemory], frame_idx: int) -> dict:
     """sam2's memory tokens ``(L, b, mem_dim)`` and their encodings for objects of one layout."""
     capture = _Capture()
@@ -92,7 +100,11 @@ def _tokens(model, features, memories: list[ObjectMemory], frame_idx: int) -> di
 
 
 def conditioned_features(
-    model: torch.nn.Module, features, memories: list[ObjectMemory], frame_idx: int
+    model: torch.nn.Module,
+    features,
+    memories: list[ObjectMemory],
+    frame_idx: int,
+    groups: list[list[int]] | None = None,
 ) -> torch.Tensor:
     """The current frame's features fused with each object's own memory, ``(B, C, H, W)``.
 
@@ -106,13 +118,12 @@ def conditioned_features(
         The ``B`` objects' memory banks, any layouts (none of them a prompt's first frame).
     frame_idx
         Index of this frame in the stream.
+    groups
+        :func:`layout_groups` of ``memories`` if the caller has it already.
     """
     n = len(memories)
-    groups: dict[tuple, list[int]] = {}
-    for i, memory in enumerate(memories):
-        groups.setdefault(memory.layout(), []).append(i)
     parts = []
-    for rows in groups.values():
+    for rows in groups if groups is not None else layout_groups(memories):
         tokens = _tokens(model, features.take(rows), [memories[i] for i in rows], frame_idx)
         parts.append((rows, tokens))
     spatial = max(t["memory"].shape[0] - t["ptr"] for _, t in parts)
