@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from samem.eval.evaluate import evaluate
-from samem.synthetic import SynthParams, write_h5
+from samem.synthetic import SynthParams, read_truth, write_h5
 from samem.track.options import parse_options
 
 PRESETS = {"thin": 1001, "medium": 1002, "thick": 1003}  # first held-out seed of each preset
@@ -110,6 +110,9 @@ def pool(per_video: list[dict]) -> dict:
         out["d_rel_err_same_frames"] = _nanmean(same)
     out["videos"] = [{k: v for k, v in m.items() if k != "iou_per_frame"} for m in per_video]
     out["worst"] = worst(per_video)
+    kinds = iou_by_kind(per_video)
+    if kinds["shape"]:
+        out["iou_by_kind"] = kinds
     return out
 
 
@@ -144,7 +147,7 @@ def _evaluate_one(job: tuple[str, int], args: argparse.Namespace, threads: int) 
     video = held_out_video(Path(args.videos_dir), preset, seed, args.frames, args.size, args.particles)
     out = Path(args.out) / f"{preset}_{seed}_samem"
     kept = out / "results.h5"
-    return evaluate(
+    metrics = evaluate(
         video,
         out,
         results=kept if args.rescore and kept.exists() else None,
@@ -153,6 +156,47 @@ def _evaluate_one(job: tuple[str, int], args: argparse.Namespace, threads: int) 
         baseline=args.baseline,
         tracker_options=args.tracker_options,
     )
+    kinds = particle_kinds(video)
+    return {name: {**m, "particle_kinds": kinds} for name, m in metrics.items()}
+
+
+#: per-pixel SNR bins (the generator's ``snr``, each particle's median) of the IoU breakdown
+SNR_BINS = (0.0, 0.4, 0.6, 0.8, 1.0, float("inf"))
+
+
+def particle_kinds(video: Path) -> dict[str, dict]:
+    """Each particle's shape and median per-pixel SNR (the generator's truth), by id."""
+    truth = read_truth(video)
+    snr = truth.tracks.groupby("particle")["snr"].median()
+    return {
+        str(int(row.particle)): {"shape": str(row.shape), "snr": float(snr.get(row.particle, np.nan))}
+        for row in truth.particles.itertuples()
+    }
+
+
+def iou_by_kind(per_video: list[dict]) -> dict:
+    """Mean and worst per-particle IoU of every particle shape and SNR bin, over the videos."""
+    rows = [
+        (kinds[pid]["shape"], kinds[pid]["snr"], iou)
+        for m in per_video
+        if (kinds := m.get("particle_kinds"))
+        for pid, iou in m.get("iou_per_particle", {}).items()
+        if pid in kinds
+    ]
+
+    def summary(values: list[float]) -> dict:
+        return {"particles": len(values), "iou": float(np.mean(values)), "worst": float(np.min(values))}
+
+    shapes = sorted({shape for shape, _, _ in rows})
+    bins = zip(SNR_BINS[:-1], SNR_BINS[1:])
+    return {
+        "shape": {s: summary([i for shape, _, i in rows if shape == s]) for s in shapes},
+        "snr": {
+            f"{lo:g}-{hi:g}": summary(chosen)
+            for lo, hi in bins
+            if (chosen := [i for _, snr, i in rows if lo <= snr < hi])
+        },
+    }
 
 
 def main() -> None:
@@ -303,6 +347,26 @@ def print_table(payload: dict, particles: int) -> None:
             f"| ≤ {WRONG_TARGET:.0%} "
             f"| centroid ≤ 2 x mean | | |"
         )
+    print_kinds(results)
+
+
+def print_kinds(results: dict) -> None:
+    """The per-particle IoU by particle shape and by per-pixel SNR (records that hold it)."""
+    rows = [
+        (preset, name, group, key, v)
+        for preset, methods in results.items()
+        for name, m in methods.items()
+        for group in ("shape", "snr")
+        for key, v in m.get("iou_by_kind", {}).get(group, {}).items()
+    ]
+    if not rows:
+        return
+    print("\nPer-particle IoU (mean over its frames) by shape and by median per-pixel SNR:\n")
+    print("| preset | method | particles by | group | particles | mean IoU | worst particle |")
+    print("|---|---|---|---|---|---|---|")
+    for preset, name, group, key, v in rows:
+        cells = f"{v['particles']} | {v['iou']:.3f} | {v['worst']:.3f}"
+        print(f"| {preset} | {name} | {group} | {key} | {cells} |")
 
 
 def _worst_cell(w: dict) -> str:

@@ -71,3 +71,17 @@ def test_pooling_refuses_repeats_and_different_runs(acc, tmp_path):
     other = _record(tmp_path, "other", [_video(1011, 1.0)], tracker_options={"verify": False})
     with pytest.raises(SystemExit, match="tracker_options"):
         acc.pool_records([a, other])
+
+
+def test_iou_by_kind_groups_particles_by_shape_and_snr(acc):
+    kinds = {"1": {"shape": "sphere", "snr": 0.9}, "2": {"shape": "ellipse", "snr": 0.3}}
+    videos = [
+        {**_video(1, 1.0), "iou_per_particle": {"1": 0.9, "2": 0.4}, "particle_kinds": kinds},
+        {**_video(2, 1.0), "iou_per_particle": {"1": 0.8, "2": 0.6}, "particle_kinds": kinds},
+    ]
+    by = acc.pool(videos)["iou_by_kind"]
+    assert by["shape"]["sphere"] == pytest.approx({"particles": 2, "iou": 0.85, "worst": 0.8})
+    assert by["shape"]["ellipse"] == pytest.approx({"particles": 2, "iou": 0.5, "worst": 0.4})
+    assert by["snr"]["0-0.4"]["iou"] == pytest.approx(0.5)
+    assert by["snr"]["0.8-1"]["iou"] == pytest.approx(0.85)
+    assert "iou_by_kind" not in acc.pool([_video(3, 1.0)])  # older records: no breakdown

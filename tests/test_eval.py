@@ -71,6 +71,16 @@ def test_degraded_prediction_scores_worse(truth_file):
     assert score(truth_file, labels, swap)["id_switches"] >= 2
 
 
+def test_iou_per_particle_names_the_particle_whose_mask_fails(truth_file):
+    labels, tracks = _truth_as_prediction(truth_file)
+    ids = sorted(truth_boxes(truth_file))
+    lost = [np.where(lab == ids[1], 0, lab) for lab in labels]  # the second particle's mask is never drawn
+    s = score(truth_file, lost, tracks)
+    assert s["iou_per_particle"][str(ids[0])] == pytest.approx(1.0)
+    assert s["iou_per_particle"][str(ids[1])] == pytest.approx(0.0)
+    assert s["iou_mean"] == pytest.approx(np.mean(list(s["iou_per_particle"].values())), abs=0.05)
+
+
 def test_classical_baseline_finds_the_prompted_particles(truth_file):
     with h5py.File(truth_file, "r") as f:
         frames = f["frames"][()]

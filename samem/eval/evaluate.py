@@ -10,6 +10,9 @@ mask metrics as in DAVIS semi-supervised evaluation):
 ``jf_mean``
     DAVIS J&F, 0-100: the mean of J (IoU) and F (boundary F-measure), each averaged per
     particle over frames, then over particles.
+``iou_per_particle``
+    each particle's mean IoU over its frames (the per-particle J of ``jf_mean``): a mean over
+    particles of unlike shapes and contrasts hides which ones the masks fail.
 ``centroid_err_px`` / ``centroid_err_nm``
     mean distance between tracked and true centre of mass, on frames where the particle is
     tracked and lies wholly inside the field of view.
@@ -175,6 +178,7 @@ def score(
         "iou_per_frame": per_frame,
         "jf_mean": 100 * (float(np.mean(j_obj)) + float(np.mean(f_obj))) / 2 if j_obj else math.nan,
         "j_mean": float(np.mean(j_obj)) if j_obj else math.nan,
+        "iou_per_particle": {str(int(i)): float(np.mean(v)) for i, v in J.items() if v},
         "f_mean": float(np.mean(f_obj)) if f_obj else math.nan,
         "centroid_err_px": float(err.mean()) if len(err) else math.nan,
         "centroid_err_p95_px": float(err.quantile(0.95)) if len(err) else math.nan,
