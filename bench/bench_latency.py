@@ -8,7 +8,8 @@ SUB client on the ``frame`` topic times every result. Frame 0 (the prompt, which
 model) is sent first and its result awaited; the fixed-rate clock starts after it. Per case
 (particles x frames/s x ingest policy): frames sent, results received, frames the service
 reports dropped (``status``), latency p50/p99/max over the results, and the 1-minute load
-average before and after.
+average before and after. ``--repeats`` runs every case that many times, the cases in turn,
+and keeps every run in ``--json`` (rows with ``repeat``).
 
 Usage::
 
@@ -186,22 +187,28 @@ def main() -> None:
     ap.add_argument("--omp-wait-policy", default="PASSIVE")
     ap.add_argument("--samem", help="samem executable (default: the one beside this Python)")
     ap.add_argument("--videos-dir", default=str(VIDEOS))
+    ap.add_argument("--repeats", type=int, default=1, help="runs of every case, in turn (all kept in --json)")
     ap.add_argument("--json")
     args = ap.parse_args()
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     rows = []
-    for n in args.particles:
-        video = video_path(Path(args.videos_dir), "medium", n, args.frames, 1024, args.seed_base + n)
-        for fps in args.fps:
-            for policy in args.policies:
-                row = run_case(video, fps, policy, args)
-                rows.append(row)
-                print(
-                    f"{n} particles, {fps:g} frames/s, {row['policy']}: {row['results_received']}/"
-                    f"{row['frames_sent']} results, {row['frames_dropped']} dropped, latency p50 "
-                    f"{row['p50_ms']:.0f} p99 {row['p99_ms']:.0f} max {row['max_ms']:.0f} ms "
-                    f"(load {row['load_before']:.1f}/{row['load_after']:.1f})",
-                    flush=True,
-                )
+    videos = {
+        n: video_path(Path(args.videos_dir), "medium", n, args.frames, 1024, args.seed_base + n)
+        for n in args.particles
+    }
+    cases = [(n, fps, policy) for n in args.particles for fps in args.fps for policy in args.policies]
+    for repeat in range(args.repeats):  # every case once per round: a slow spell hits all cases alike
+        for n, fps, policy in cases:
+            row = {**run_case(videos[n], fps, policy, args), "repeat": repeat}
+            rows.append(row)
+            print(
+                f"{n} particles, {fps:g} frames/s, {row['policy']}: {row['results_received']}/"
+                f"{row['frames_sent']} results, {row['frames_dropped']} dropped, latency p50 "
+                f"{row['p50_ms']:.0f} p99 {row['p99_ms']:.0f} max {row['max_ms']:.0f} ms "
+                f"(load {row['load_before']:.1f}/{row['load_after']:.1f}; run {repeat + 1})",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(
             json.dumps({"threads": args.threads, "tracker": args.tracker, "rows": rows}, indent=1)
