@@ -45,9 +45,10 @@ print(json.dumps({'python': platform.python_version(), 'torch': torch.__version_
 assert cuda, 'no CUDA device visible to torch'
 "
 # tracker tests on CUDA: tests/test_track_batch.py's device tests (SAMEM_TEST_DEVICE) compare the
-# CUDA tracker with the CPU one; the shipped model's tests load it where torch puts it
+# CUDA tracker with the CPU one, tests/test_track_mixed.py's the padded memory attention with
+# one step per memory layout on the GPU; the shipped model's tests load it where torch puts it
 step tests_cuda 150 env SAMEM_TEST_DEVICE=cuda "$PY" -m pytest -q -p no:cacheprovider \
-  tests/test_track_batch.py tests/test_shipped_model.py
+  tests/test_track_batch.py tests/test_track_mixed.py tests/test_shipped_model.py
 # speed: tracker alone and the analyze pipeline, 1-64 particles (fp32: cuda_bf16=false) and bf16 autocast
 step scaling_fp32 200 "$PY" bench/bench_scaling.py --device cuda --threads 4 --particles 1 4 16 32 64 \
   --frames 60 --tracker cuda_bf16=false --json "$OUT/scaling_fp32.json"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from samem.track.memory import UNBOUNDED_FRAMES, ObjectMemory, stack_output_dict
 from samem.track.mixed import conditioned_features, supported
 from samem.track.preprocess import to_model_input
 
+DEVICE = torch.device(os.environ.get("SAMEM_TEST_DEVICE", "cpu"))
 BOXES = {1: (13, 23, 28, 38), "b": (63, 43, 78, 58), 3: (40, 10, 56, 26)}
 
 
@@ -94,6 +97,17 @@ def test_the_tracker_runs_one_step_for_objects_whose_memories_differ(tiny, drift
     """A re-prompted object forgets its recent memory, so its layout differs from the others'
     for the next frames: one SAM 2 step per frame instead of one per layout, and the same masks
     and scores as with ``batch_memories=False``."""
+    _one_step_matches_per_layout(tiny, drifting_discs, monkeypatch)
+
+
+@pytest.mark.skipif(DEVICE.type == "cpu", reason="set SAMEM_TEST_DEVICE=cuda (bench/gpu_check.sh)")
+def test_one_step_on_the_device_matches_per_layout(drifting_discs, monkeypatch):  # pragma: no cover - GPU
+    """The padded, masked memory attention on a GPU (other attention kernels than the CPU's)."""
+    model = build_model("samem_tiny", DEVICE, seed=0)
+    _one_step_matches_per_layout(model, drifting_discs, monkeypatch, cuda_bf16=False)
+
+
+def _one_step_matches_per_layout(model, drifting_discs, monkeypatch, **options):
     calls: list[int] = []
     inner = tracker_mod.track_step
 
@@ -105,7 +119,7 @@ def test_the_tracker_runs_one_step_for_objects_whose_memories_differ(tiny, drift
     results, counts = {}, {}
     for batch in (False, True):
         calls.clear()
-        tr = StreamingTracker(tiny, mode="roi", crop_size_px=32, batch_memories=batch)
+        tr = StreamingTracker(model, mode="roi", crop_size_px=32, batch_memories=batch, **options)
         out = [tr.start(drifting_discs[0], BOXES)] + [tr.step(f) for f in drifting_discs[1:4]]
         out.append(tr.step(drifting_discs[4], {"b": BOXES["b"]}))  # re-prompt: "b" forgets frames 1-3
         n = len(calls)
