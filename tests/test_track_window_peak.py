@@ -1,7 +1,9 @@
-"""``window_peak``: a tracked object's window moves towards this frame's detector peak before
-SAM 2 looks, by at most one step spread (shipped model)."""
+"""``window_peak`` (default on): a tracked object's window moves towards this frame's detector
+peak before SAM 2 looks, by at most one step spread, when the peak could prompt the object
+(shipped model)."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import samem
 import samem.track.tracker as tracker_mod
 
 ENCODE = tracker_mod.StreamingTracker._encode
+CONTRAST_MAP = tracker_mod.contrast_map
 
 
 def _frame(rng, x, y, radius=12.0, size=256):
@@ -54,3 +57,40 @@ def test_the_window_moves_towards_the_peak_by_at_most_one_step_spread(model, mon
     assert 0.5 * spread < moved <= spread + 0.5  # towards the disc (14 px away), capped
     assert abs(on[-1][1] - off[-1][1]) < 2.0
     assert last.present and math.hypot(last.centroid[0] - xs[-1], last.centroid[1] - 128) < 3
+
+
+def _last_centre(model, monkeypatch, above: float):
+    """Where the window waits on the jump frame when this frame's peak has ``above`` more *z*
+    than a peak that may prompt the object again (the detector's map scaled to that)."""
+    rng = np.random.default_rng(7)
+    xs = [100.0 + 2 * t for t in range(8)] + [114.0 + 14]
+    tracker = samem.StreamingTracker(model)
+    assert tracker.options.window_peak  # the default
+    for t, x in enumerate(xs[:-1]):
+        frame = _frame(rng, x, 128.0)
+        tracker.start(frame, {1: (x - 13, 115, x + 13, 141)}) if t == 0 else tracker.step(frame)
+    ver = tracker._objects[1].verifier
+    target = ver.peak_threshold() + above
+
+    def scaled(*args):
+        zmap = CONTRAST_MAP(*args)
+        return replace(zmap, z=zmap.z * np.float32(target / zmap.z.max()))
+
+    monkeypatch.setattr(tracker_mod, "contrast_map", scaled)  # the window's look only (verify has its own)
+    seen = []
+
+    def spy(self, gray, levels, ids):
+        seen.append(self._objects[1].centre)
+        return ENCODE(self, gray, levels, ids)
+
+    monkeypatch.setattr(tracker_mod.StreamingTracker, "_encode", spy)
+    waiting = tracker._objects[1].centre
+    tracker.step(_frame(rng, xs[-1], 128.0))
+    return waiting, seen[-1], ver.motion.spread()
+
+
+def test_only_a_peak_that_could_prompt_the_object_moves_its_window(model, monkeypatch):
+    waiting, centre, _ = _last_centre(model, monkeypatch, above=-0.2)
+    assert centre == pytest.approx(waiting)  # a weaker peak: the window stays where it waits
+    waiting, centre, spread = _last_centre(model, monkeypatch, above=0.2)
+    assert 0.5 * spread < centre[0] - waiting[0] <= spread + 1e-6

@@ -60,12 +60,14 @@ class TrackerOptions:
         where the encoder of 32 windows costs about 0.6 x its fp32 time; the features differ by
         about 1 % of their range (accuracy: docs/tracker.md, Speed).
     window_peak
-        ROI mode, with ``verify``: before SAM 2 looks at a frame, each tracked object's window
-        is centred on the strongest peak of the position check's detector on that frame alone
-        (within one frame's motion gate of where the window waits, away from the other objects,
-        at least the *z* a position needs), instead of on the object's position on the frame
-        before. SAM 2's masks lean towards the centre of their window: on a faint particle that
-        moves several pixels per frame the mask, and so the position, trails it.
+        ROI mode, with ``verify``: before SAM 2 looks at a frame, each tracked, present
+        object's window is moved from where it waits (the object's position on the frame
+        before) towards the strongest peak of the position check's detector on that frame
+        alone, by at most one per-axis step spread of the particle. The peak must lie within
+        one frame's motion gate, away from the other objects, and be as strong as a peak that
+        may prompt the object again (``verify_peak_z``, ``verify_peak_fraction``). SAM 2's
+        masks lean towards the centre of their window: on a particle that moves several
+        pixels per frame the mask, and so the position, trails it.
     batch_memories
         Run SAM 2's step for every tracked object in one batch even when their memories hold
         different frames (one object's doubtful frame kept out by the position check, a
@@ -241,7 +243,7 @@ class TrackerOptions:
     cuda_bf16: bool = True
     cpu_bf16: bool = False
     batch_memories: bool = True
-    window_peak: bool = False
+    window_peak: bool = True
     reappear_score: float = 0.9
     reappear_iou: float = 0.65
     reappear_frames: int = 1

@@ -403,8 +403,9 @@ class StreamingTracker:
         return feats.to(torch.float32)
 
     def _centre_on_peaks(self, gray: np.ndarray, ids: list, boxes: Mapping) -> None:
-        """``window_peak``: centre each tracked, present object's window on this frame's
-        strongest detector peak near where it waits (:class:`TrackerOptions`)."""
+        """``window_peak``: move each tracked, present object's window towards this frame's
+        strongest detector peak near where it waits, if that peak could prompt the object
+        (:class:`TrackerOptions`)."""
         h, w = gray.shape
         waiting = {o: self._objects[o].centre for o in ids}
         for oid in ids:
@@ -423,7 +424,7 @@ class StreamingTracker:
                 if o != oid and self._objects[o].verifier is not None
             ]
             peak = zmap.peak(centre, gate, others)
-            if peak is not None and peak[1] >= ver.threshold():
+            if peak is not None and peak[1] >= ver.peak_threshold():
                 (x, y), _ = peak
                 dx, dy = x - centre[0], y - centre[1]
                 cap = ver.motion.spread()  # at most one per-axis step spread towards the peak
