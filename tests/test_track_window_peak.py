@@ -10,9 +10,10 @@ import pytest
 
 import samem
 import samem.track.tracker as tracker_mod
+import samem.track.verify as verify_mod
 
 ENCODE = tracker_mod.StreamingTracker._encode
-CONTRAST_MAP = tracker_mod.contrast_map
+CONTRAST_MAP = verify_mod.contrast_map
 
 
 def _frame(rng, x, y, radius=12.0, size=256):
@@ -76,7 +77,7 @@ def _last_centre(model, monkeypatch, above: float):
         zmap = CONTRAST_MAP(*args)
         return replace(zmap, z=zmap.z * np.float32(target / zmap.z.max()))
 
-    monkeypatch.setattr(tracker_mod, "contrast_map", scaled)  # the window's look only (verify has its own)
+    monkeypatch.setattr(verify_mod, "contrast_map", scaled)  # every map from here; the window is placed first
     seen = []
 
     def spy(self, gray, levels, ids):

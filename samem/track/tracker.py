@@ -58,7 +58,7 @@ from samem.track.roi import (
 )
 from samem.track.smooth import MaskSmoother
 from samem.track.stack import FrameStack
-from samem.track.verify import Verifier, contrast_map
+from samem.track.verify import Verifier
 
 
 @dataclass(frozen=True)
@@ -406,33 +406,23 @@ class StreamingTracker:
         """``window_peak``: move each tracked, present object's window towards this frame's
         strongest detector peak near where it waits, if that peak could prompt the object
         (:class:`TrackerOptions`)."""
-        h, w = gray.shape
-        waiting = {o: self._objects[o].centre for o in ids}
-        for oid in ids:
+        waiting = [  # pixel indices of every object's window centre before any moves
+            (o, self._objects[o].centre[0] - 0.5, self._objects[o].centre[1] - 0.5, self._objects[o].verifier)
+            for o in ids
+        ]
+        for oid, cx, cy, ver in waiting:
             obj = self._objects[oid]
-            ver = obj.verifier
             if oid in boxes or ver is None or obj.absent or ver.motion.last is None:
                 continue
-            centre = (obj.centre[0] - 0.5, obj.centre[1] - 0.5)  # continuous -> pixel indices
-            gate = ver.frame_gate()
-            zmap = contrast_map(gray, centre, gate + 2 * ver.radius, ver.radius, ver.sign)
-            if zmap is None:
-                continue
-            others = [
-                (c[0] - 0.5, c[1] - 0.5, self._objects[o].verifier.radius + ver.radius)
-                for o, c in waiting.items()
-                if o != oid and self._objects[o].verifier is not None
-            ]
-            peak = zmap.peak(centre, gate, others)
-            if peak is not None and peak[1] >= ver.peak_threshold():
-                (x, y), _ = peak
-                dx, dy = x - centre[0], y - centre[1]
+            others = [(x, y, v.radius) for o, x, y, v in waiting if o != oid and v is not None]
+            found = ver.peak_near(gray, (cx, cy), ver.frame_gate(), others)
+            if found is not None:
+                dx, dy = found[0] - cx, found[1] - cy
                 cap = ver.motion.spread()  # at most one per-axis step spread towards the peak
                 d = math.hypot(dx, dy)
                 if d > cap:
                     dx, dy = dx * cap / d, dy * cap / d
-                x, y = centre[0] + dx, centre[1] + dy
-                obj.centre = (min(max(x + 0.5, 0.0), w), min(max(y + 0.5, 0.0), h))
+                obj.centre = _inside_frame(cx + dx + 0.5, cy + dy + 0.5, gray.shape)
 
     def _batch_index(self, ids: list, members: list, windows) -> list[int]:
         """Rows of :meth:`_encode`'s features for ``members``, then their mirrored views."""
@@ -549,9 +539,8 @@ class StreamingTracker:
                 obj.reprompt = np.array([x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2])
             if verdict.supported:
                 continue
-            h, w = gray.shape
             wait_x, wait_y = verdict.centre[0] + 0.5, verdict.centre[1] + 0.5  # the window waits there
-            obj.centre = (min(max(wait_x, 0.0), w), min(max(wait_y, 0.0), h))
+            obj.centre = _inside_frame(wait_x, wait_y, gray.shape)
             if here is None:
                 continue
             seen[oid] = None  # reported absent: a gap, not a wrong position
@@ -745,13 +734,18 @@ class StreamingTracker:
             now_pred = (now[0] + gain * (now[0] - obj.last[0]), now[1] + gain * (now[1] - obj.last[1]))
         else:
             now_pred = now
-        h, w = shape
-        obj.centre = (min(max(now_pred[0], 0.0), w), min(max(now_pred[1], 0.0), h))
+        obj.centre = _inside_frame(*now_pred, shape)
         obj.last = now
 
 
 #: whole (uncut) masks whose median area is an object's typical area, and the least number of them
 WHOLE_AREAS, MIN_WHOLE_AREAS = 15, 3
+
+
+def _inside_frame(x: float, y: float, shape) -> tuple[float, float]:
+    """``(x, y)`` (continuous px) moved onto the nearest point of a frame of ``shape``."""
+    h, w = shape
+    return min(max(x, 0.0), w), min(max(y, 0.0), h)
 
 
 def _keep_present(scores: torch.Tensor, ious: torch.Tensor) -> torch.Tensor:

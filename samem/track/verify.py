@@ -386,11 +386,7 @@ class Verifier:
             self.misses, self.last_peak = 0, None
             self.candidate, self.candidate_run = None, 0
             return Verdict(True, None, z_here, position)
-        found = None
-        if zmap is not None:
-            peak = zmap.peak(centre, gate, [(x, y, r + self.radius) for x, y, r in others])
-            if peak is not None and peak[1] >= self.peak_threshold():
-                found = peak[0]
+        found = None if zmap is None else self._prompt_peak(zmap, centre, gate, others)
         step = self.frame_gate()
         consistent = found is not None and (
             self.last_peak is None
@@ -402,6 +398,19 @@ class Verifier:
         if prompt is not None:
             self.misses, self.last_peak = 0, None
         return Verdict(False, prompt, z_here, centre)
+
+    def peak_near(
+        self, frames, centre: tuple[float, float], gate: float, others
+    ) -> tuple[float, float] | None:
+        """The strongest detector peak within ``gate`` px of ``centre`` on ``frames`` (as
+        :func:`contrast_map` takes them) that could prompt the object again, away from
+        ``others`` (``[(x, y, radius), ...]``, px); ``None`` if there is none."""
+        zmap = contrast_map(frames, centre, gate + 2 * self.radius, self.radius, self.sign)
+        return None if zmap is None else self._prompt_peak(zmap, centre, gate, others)
+
+    def _prompt_peak(self, zmap: ZMap, centre, gate: float, others) -> tuple[float, float] | None:
+        peak = zmap.peak(centre, gate, [(x, y, r + self.radius) for x, y, r in others])
+        return peak[0] if peak is not None and peak[1] >= self.peak_threshold() else None
 
     def _accept(self, frames, position, frame: int, zmap: ZMap | None) -> None:
         if zmap is None:
